@@ -1,4 +1,7 @@
-"""Where things live, and the scanner's defaults. No side effects on import: nothing is created here."""
+"""Where things live, and the scanner's defaults.
+
+No side effects on import: nothing is created or read here.
+"""
 
 from __future__ import annotations
 

@@ -9,10 +9,10 @@ keeps the two in step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class DnsStatus(str, Enum):
+class DnsStatus(StrEnum):
     """What DNS said about a domain's mail servers."""
 
     MX = "mx"
@@ -31,7 +31,7 @@ class DnsStatus(str, Enum):
     """The input is not a valid domain name; nothing was looked up."""
 
 
-class HostStatus(str, Enum):
+class HostStatus(StrEnum):
     """The outcome of probing one (MX host, IP address) target."""
 
     STARTTLS = "starttls"
@@ -144,12 +144,13 @@ HOSTS = _cols(
     ("cert_not_after", _TIME, "Leaf validity end (UTC)."),
     ("cert_self_signed", _BOOL, "Leaf's issuer equals its subject."),
     ("cert_matches_mx", _BOOL, "Leaf is valid for the MX host name (RFC 6125 rules)."),
-    ("cert_trusted_mozilla", _BOOL, "Chain validates against the Mozilla root store (as "
-     "bundled with sslyze)."),
+    ("cert_trusted_mozilla", _BOOL, "Chain validates for the MX host name against the Mozilla "
+     "root store bundled with sslyze (a wrong name fails it too)."),
     ("cert_sha256", _STRING, "SHA-256 fingerprint of the leaf (hex)."),
     ("error", _STRING, "Why the probe or a TLS check failed; null when fine."),
     ("scanned_at", _TIME, "When the probe of this host finished (UTC)."),
-    ("duration_s", _FLOAT, "Wall time spent on this host, seconds."),
+    ("duration_s", _FLOAT, "Wall time of the SMTP probe session, seconds (the TLS scan runs "
+     "concurrently with other hosts' and is not included)."),
 )
 
 CIPHERS = _cols(
@@ -174,7 +175,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
 
 META_KEYS: dict[str, str] = {
     "started_at": "Scan start, ISO 8601 UTC.",
-    "finished_at": "Scan end, ISO 8601 UTC.",
+    "finished_at": "Scan end, ISO 8601 UTC; null if the last run did not finish.",
+    "runs": "Number of runs that wrote the raw log (more than 1 after --resume).",
     "tool": "`starttls-survey` and its version.",
     "versions": "Versions of Python, sslyze, nassl, the OpenSSL builds nassl carries, "
     "dnspython, pandas, pyarrow.",

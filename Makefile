@@ -1,0 +1,41 @@
+# Two commands on a fresh clone: `make demo` (the main job) and `make test` (the test suite).
+# Both create .venv with the system Python (3.11+) and install the project into it first.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint typecheck pytest report testbed clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job: start the loopback testbed, survey its replica of the 2019 population,
+## write the tables (and report) under results/demo-isc-2019, print the headline numbers.
+demo: $(STAMP)
+	$(BIN)/starttls-survey demo
+
+## Lint, type-check and run every test (including the notebooks, against the testbed).
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check research tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+## Run the testbed in the foreground until Ctrl-C (prints how to scan it).
+testbed: $(STAMP)
+	$(BIN)/starttls-survey testbed up
+
+clean:
+	rm -rf $(VENV) results reports .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,183 @@
+"""The ``starttls-survey`` command: a thin layer over the library.
+
+Exit codes: 0 the command ran (failed hosts are results, not errors); 2 bad usage or unusable
+input, with a one-line message; 130 interrupted (the tables for what finished are written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from research import config
+from research.errors import SurveyError
+
+PROG = "starttls-survey"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage dump: the user sees what is wrong and where to look.
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be at most 65535, not {value}")
+    return value
+
+
+def _port_or_zero(text: str) -> int:
+    return 0 if text.strip() == "0" else _port(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Survey STARTTLS and TLS on mail (MX) servers.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    scan = sub.add_parser("scan", help="survey domains' MX hosts",
+                          description="Resolve MX hosts of the domains and probe each once.")
+    scan.add_argument("domains", nargs="*", metavar="DOMAIN", help="domains to survey")
+    scan.add_argument("--domains", dest="domains_file", type=Path, metavar="FILE",
+                      help="one domain per line, or a CSV with a 'domain' (and 'rank') column")
+    _add_scan_options(scan, out_required=True)
+    scan.add_argument("--resume", action="store_true",
+                      help="continue a survey in --out, skipping finished work")
+
+    testbed = sub.add_parser("testbed", help="the loopback testbed")
+    tb_sub = testbed.add_subparsers(dest="testbed_command", required=True, parser_class=_Parser)
+    up = tb_sub.add_parser("up", help="start the testbed's servers until interrupted")
+    up.add_argument("--scenario", default="isc-2019", help="scenario name or .toml file")
+    up.add_argument("--dns-host", default="127.0.0.1", help="address for the DNS server")
+    up.add_argument("--dns-port", type=_port_or_zero, default=5300, help="DNS port (0 = any)")
+    up.add_argument("--smtp-port", type=_port, default=2525, help="SMTP port shared by all hosts")
+    up.add_argument("--domain-list", type=Path, help="where to write the scenario's domains")
+    tb_sub.add_parser("list", help="list the scenarios")
+
+    demo = sub.add_parser("demo", help="survey the isc-2019 testbed and print the headline")
+    demo.add_argument("--out", type=Path, default=config.RESULTS_DIR / "demo-isc-2019",
+                      help="output directory (replaced)")
+    demo.add_argument("--scenario", default="isc-2019", help="testbed scenario")
+    demo.add_argument("--concurrency", type=_positive_int, default=config.DEFAULT_CONCURRENCY)
+    demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    return parser
+
+
+def _add_scan_options(p: argparse.ArgumentParser, *, out_required: bool) -> None:
+    p.add_argument("--out", type=Path, required=out_required, metavar="DIR",
+                   help="output directory: raw log, tables, meta.json")
+    p.add_argument("--resolver", action="append", metavar="IP[:PORT]",
+                   help="DNS server to ask (repeatable); default: the system's")
+    p.add_argument("--port", type=_port, default=config.DEFAULT_PORT, help="SMTP port (25)")
+    p.add_argument("--ehlo-name", default=config.DEFAULT_EHLO_NAME,
+                   help="name sent in EHLO; use one that identifies you")
+    p.add_argument("--timeout", type=_seconds, default=config.DEFAULT_TIMEOUT,
+                   help="seconds per network operation")
+    p.add_argument("--concurrency", type=_positive_int, default=config.DEFAULT_CONCURRENCY,
+                   help="hosts probed at once")
+    p.add_argument("--per-host", type=_positive_int, default=config.DEFAULT_PER_HOST_CONNECTIONS,
+                   dest="per_host_connections", help="connections to one host at once")
+    p.add_argument("--trust-ca", type=Path, metavar="FILE",
+                   help="extra PEM root certificates for the certificate check")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars (default: on a terminal)")
+
+
+def _version() -> str:
+    from research import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "scan":
+            return _scan(args)
+        if args.command == "testbed":
+            return _testbed(args)
+        if args.command == "demo":
+            return _demo(args)
+    except SurveyError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; finished work is in the raw log (use --resume)",
+              file=sys.stderr)
+        return 130
+    return 2
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from research.inputs import from_arguments, read_domain_list
+    from research.survey import run_survey
+
+    if bool(args.domains) == bool(args.domains_file):
+        raise SurveyError("give either DOMAIN arguments or --domains FILE")
+    if args.trust_ca is not None and not args.trust_ca.is_file():
+        raise SurveyError(f"{args.trust_ca}: --trust-ca file not found")
+    domains = read_domain_list(args.domains_file) if args.domains_file else from_arguments(
+        args.domains
+    )
+    results = run_survey(
+        domains, args.out, resolver=args.resolver, port=args.port, ehlo_name=args.ehlo_name,
+        timeout=args.timeout, concurrency=args.concurrency,
+        per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
+        resume=args.resume, progress=args.progress,
+    )
+    _print_summary(results, args.out)
+    return 0
+
+
+def _testbed(args: argparse.Namespace) -> int:
+    from research.testbed import list_scenarios, run_foreground
+
+    if args.testbed_command == "list":
+        for name in list_scenarios():
+            print(name)
+        return 0
+    return run_foreground(
+        args.scenario, dns_host=args.dns_host, dns_port=args.dns_port,
+        smtp_port=args.smtp_port, domain_list_path=args.domain_list,
+    )
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from research.demo import run_demo
+
+    results = run_demo(args.out, scenario=args.scenario, concurrency=args.concurrency,
+                       progress=args.progress, echo=print)
+    _print_summary(results, args.out)
+    return 0
+
+
+def _print_summary(results: object, out: Path) -> None:
+    from research.analysis import format_summary
+
+    print(format_summary(results))  # type: ignore[arg-type]
+    print(f"\nTables written to {out}/")

@@ -1,0 +1,324 @@
+"""The survey runner: domains → MX → unique (MX host, IP) targets → SMTP probe → TLS scan.
+
+Each target is scanned once however many domains share it. Every finished domain, address
+lookup and host is appended to the raw log at once, so ``resume=True`` skips all finished work.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import dns.resolver
+from tqdm.auto import tqdm
+
+from research import dns as mxdns
+from research.certs import summarise_der
+from research.config import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_EHLO_NAME,
+    DEFAULT_PER_HOST_CONNECTIONS,
+    DEFAULT_PORT,
+    DEFAULT_TIMEOUT,
+    RAW_LOG_NAME,
+)
+from research.errors import InputError
+from research.inputs import DomainInput, DomainList, from_arguments
+from research.rawlog import RawLogWriter, Record, read_records, repair
+from research.results import SurveyResults, build_tables, save_results
+from research.schema import TLS_VERSIONS, DnsStatus, HostStatus
+from research.smtp import SmtpProbe, probe_smtp
+from research.tls import TlsScan, TlsTarget, scan_tls
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class SurveyOptions:
+    port: int = DEFAULT_PORT
+    ehlo_name: str = DEFAULT_EHLO_NAME
+    timeout: float = DEFAULT_TIMEOUT
+    concurrency: int = DEFAULT_CONCURRENCY
+    per_host_connections: int = DEFAULT_PER_HOST_CONNECTIONS
+    trust_ca: str | None = None
+
+    def check(self) -> None:
+        """Raises InputError for values no scan can run with."""
+        if not 0 < self.port < 65536:
+            raise InputError(f"port must be 1..65535, not {self.port}")
+        if self.timeout <= 0:
+            raise InputError(f"timeout must be positive, not {self.timeout:g}")
+        if self.concurrency < 1:
+            raise InputError(f"concurrency must be at least 1, not {self.concurrency}")
+        if self.per_host_connections < 1:
+            raise InputError(
+                f"per-host connections must be at least 1, not {self.per_host_connections}"
+            )
+        if not self.ehlo_name or any(c.isspace() for c in self.ehlo_name):
+            raise InputError(f"EHLO name must be one word, not {self.ehlo_name!r}")
+
+
+def run_survey(
+    domains: DomainList | Iterable[str],
+    out_dir: str | Path,
+    *,
+    resolver: dns.resolver.Resolver | Sequence[str] | None = None,
+    port: int = DEFAULT_PORT,
+    ehlo_name: str = DEFAULT_EHLO_NAME,
+    timeout: float = DEFAULT_TIMEOUT,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    per_host_connections: int = DEFAULT_PER_HOST_CONNECTIONS,
+    trust_ca: str | Path | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+) -> SurveyResults:
+    """Survey ``domains`` and write the raw log, the tables and ``meta.json`` into ``out_dir``.
+
+    ``resolver`` is a dnspython resolver, a list of ``IP[:PORT]`` servers, or ``None`` for the
+    system's. ``progress=None`` shows progress bars on a terminal or in a notebook only.
+
+    Raises:
+        InputError: bad options, an ``out_dir`` that cannot be written, an ``out_dir`` that already
+            holds a survey without ``resume``, or ``resume`` with a different domain list.
+    """
+    options = SurveyOptions(
+        port, ehlo_name, timeout, concurrency, per_host_connections,
+        str(trust_ca) if trust_ca else None,
+    )
+    options.check()
+    domain_list = domains if isinstance(domains, DomainList) else from_arguments(domains)
+    if isinstance(resolver, dns.resolver.Resolver):
+        dns_resolver = resolver
+    else:
+        dns_resolver = mxdns.make_resolver(resolver, timeout=timeout)
+    out = _prepare_out_dir(Path(out_dir), resume)
+    log_path = out / RAW_LOG_NAME
+    repair(log_path)
+    done = _Done.from_log(log_path, domain_list.sha256)
+    with RawLogWriter(log_path) as writer:
+        run = _Run(options, dns_resolver, writer, done, progress)
+        writer.append(run.start_record(domain_list))
+        run.resolve_domains(domain_list.entries)
+        targets = run.resolve_hosts()
+        run.scan_hosts(targets)
+        writer.append({"kind": "finish", "finished_at": _now()})
+    results = build_tables(read_records(log_path))
+    save_results(results, out)
+    return results
+
+
+def _prepare_out_dir(out: Path, resume: bool) -> Path:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: output path exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"{out}: output directory is not writable ({exc.strerror})") from None
+    log = out / RAW_LOG_NAME
+    if log.exists() and log.stat().st_size and not resume:
+        raise InputError(
+            f"{out} already holds a survey; pass --resume to continue it, or choose another --out"
+        )
+    return out
+
+
+@dataclass
+class _Done:
+    """What an earlier run of the same survey already finished (empty for a fresh survey)."""
+
+    domains: dict[str, Record]
+    addresses: dict[str, Record]
+    hosts: set[tuple[str, str | None]]
+
+    @classmethod
+    def from_log(cls, path: Path, sha256: str) -> _Done:
+        done = cls({}, {}, set())
+        for record in read_records(path):
+            kind = record.get("kind")
+            if kind == "start" and record.get("domain_list_sha256") != sha256:
+                raise InputError(
+                    f"{path.parent}: --resume with a different domain list than the one started"
+                )
+            if kind == "domain":
+                done.domains[str(record["rank"]) + "\t" + record["input"]] = record
+            elif kind == "addresses":
+                done.addresses[record["mx_host"]] = record
+            elif kind == "host":
+                done.hosts.add((record["mx_host"], record["ip"]))
+        return done
+
+
+def _entry_key(entry: DomainInput) -> str:
+    return f"{entry.rank}\t{entry.input}"
+
+
+class _Run:
+    def __init__(
+        self,
+        options: SurveyOptions,
+        resolver: dns.resolver.Resolver,
+        writer: RawLogWriter,
+        done: _Done,
+        progress: bool | None,
+    ) -> None:
+        self.options = options
+        self.resolver = resolver
+        self.writer = writer
+        self.done = done
+        self.progress = progress
+        self.lock = threading.Lock()
+        self.domain_records: list[Record] = list(done.domains.values())
+
+    def append(self, record: Record) -> None:
+        with self.lock:
+            self.writer.append(record)
+
+    def start_record(self, domain_list: DomainList) -> Record:
+        import sys
+
+        return {
+            "kind": "start",
+            "started_at": _now(),
+            "resolver": mxdns.describe_resolver(self.resolver),
+            "domain_list": domain_list.source,
+            "domain_list_sha256": domain_list.sha256,
+            "options": asdict(self.options),
+            "resumed": bool(self.done.domains),
+            "argv": sys.argv,
+        }
+
+    def _bar(self, total: int, desc: str) -> Any:
+        disable = None if self.progress is None else not self.progress
+        return tqdm(total=total, desc=desc, unit=desc.split()[-1], disable=disable, leave=True)
+
+    def _parallel(self, items: Sequence[T], work: Callable[[T], R], desc: str) -> Iterable[R]:
+        """``work`` over ``items`` on the pool, yielding results as they finish, with a bar."""
+        if not items:
+            return
+        with self._bar(len(items), desc) as bar, ThreadPoolExecutor(
+            max_workers=self.options.concurrency
+        ) as pool:
+            futures: list[Future[R]] = [pool.submit(work, item) for item in items]
+            for future in as_completed(futures):
+                bar.update(1)
+                yield future.result()
+
+    def resolve_domains(self, entries: list[DomainInput]) -> None:
+        todo = [e for e in entries if _entry_key(e) not in self.done.domains]
+        for record in self._parallel(todo, self._resolve_domain, "DNS domains"):
+            self.append(record)
+            self.domain_records.append(record)
+
+    def _resolve_domain(self, entry: DomainInput) -> Record:
+        base: Record = {"kind": "domain", "rank": entry.rank, "input": entry.input}
+        if entry.domain is None:
+            return {**base, "domain": entry.input.strip(), "dns_status": DnsStatus.INVALID.value,
+                    "error": entry.error, "mx": []}
+        found = mxdns.resolve_mx(entry.domain, resolver=self.resolver)
+        return {**base, "domain": entry.domain, "dns_status": found.status.value,
+                "error": found.error, "mx": [[m.preference, m.host] for m in found.mx]}
+
+    def resolve_hosts(self) -> list[TlsTarget]:
+        hosts = sorted({mx[1] for r in self.domain_records for mx in r["mx"]})
+        todo = [h for h in hosts if h not in self.done.addresses]
+        for record in self._parallel(todo, self._resolve_host, "DNS MX hosts"):
+            self.append(record)
+            self.done.addresses[record["mx_host"]] = record
+        targets: list[TlsTarget] = []
+        for host in hosts:
+            record = self.done.addresses[host]
+            if not record["addresses"]:
+                if (host, None) not in self.done.hosts:
+                    self.append(_unresolved_record(host, record["error"], self.options.port))
+                continue
+            targets.extend(TlsTarget(host, ip, self.options.port) for ip in record["addresses"])
+        return [t for t in targets if (t.mx_host, t.ip) not in self.done.hosts]
+
+    def _resolve_host(self, host: str) -> Record:
+        found = mxdns.resolve_addresses(host, resolver=self.resolver)
+        return {"kind": "addresses", "mx_host": host, "addresses": found.addresses,
+                "error": found.error}
+
+    def scan_hosts(self, targets: list[TlsTarget]) -> None:
+        opts = self.options
+        probes: dict[TlsTarget, SmtpProbe] = {}
+
+        def probe(target: TlsTarget) -> tuple[TlsTarget, SmtpProbe]:
+            return target, probe_smtp(target.mx_host, target.ip, port=opts.port,
+                                      ehlo_name=opts.ehlo_name, timeout=opts.timeout)
+
+        for target, result in self._parallel(targets, probe, "SMTP hosts"):
+            if result.starttls_accepted:
+                probes[target] = result
+            else:
+                self.append(host_record(result, None))
+        if not probes:
+            return
+        with self._bar(len(probes), "TLS hosts") as bar:
+            for scan in scan_tls(
+                list(probes), ehlo_name=opts.ehlo_name, timeout=opts.timeout,
+                concurrency=opts.concurrency, per_host_connections=opts.per_host_connections,
+                trust_ca=Path(opts.trust_ca) if opts.trust_ca else None,
+            ):
+                self.append(host_record(probes[scan.target], scan))
+                bar.update(1)
+
+
+def _unresolved_record(host: str, error: str | None, port: int) -> Record:
+    return {"kind": "host", "mx_host": host, "ip": None, "port": port,
+            "status": HostStatus.UNRESOLVED.value, "error": error or "no address",
+            "ehlo_extensions": [], "cert_sans": [], "ciphers": [], "scanned_at": _now()}
+
+
+def host_record(probe: SmtpProbe, scan: TlsScan | None) -> Record:
+    """The raw-log record of one target from its SMTP probe and, if STARTTLS was accepted,
+    its TLS scan. Decides ``starttls`` vs ``tls_failed``: any successful handshake counts."""
+    record: Record = {
+        "kind": "host", "mx_host": probe.mx_host, "ip": probe.ip, "port": probe.port,
+        "banner": probe.banner, "ehlo_extensions": probe.ehlo_extensions,
+        "starttls_offered": probe.starttls_offered,
+        "negotiated_version": probe.negotiated_version,
+        "negotiated_cipher": probe.negotiated_cipher,
+        "cert_sans": [], "ciphers": [], "scanned_at": _now(),
+    }
+    errors = [probe.error] if probe.error else []
+    duration = probe.duration_s
+    status = probe.status
+    cert = summarise_der(probe.certificate_der, probe.mx_host) if probe.certificate_der else None
+    if scan is not None:
+        errors.extend(scan.errors)
+        any_version = any(scan.versions.values())
+        handshake = any_version or probe.negotiated_version is not None
+        status = HostStatus.STARTTLS if handshake else HostStatus.TLS_FAILED
+        if scan.connected:
+            record.update(scan.versions)
+            accepted = [v.label for v in TLS_VERSIONS if scan.versions.get(v.column)]
+            record["min_version"] = accepted[0] if accepted else None
+            record["max_version"] = accepted[-1] if accepted else None
+            record["ciphers"] = [asdict(c) for c in scan.ciphers]
+        cert = scan.certificate or cert
+        record["cert_trusted_mozilla"] = scan.trusted_mozilla
+    if cert is not None:
+        record.update({
+            "cert_subject": cert.subject, "cert_issuer": cert.issuer, "cert_sans": cert.sans,
+            "cert_not_before": cert.not_before, "cert_not_after": cert.not_after,
+            "cert_self_signed": cert.self_signed, "cert_matches_mx": cert.matches,
+            "cert_sha256": cert.sha256,
+        })
+    record["status"] = status.value if status else HostStatus.TLS_FAILED.value
+    record["error"] = "; ".join(errors) or None
+    record["duration_s"] = duration
+    return record
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

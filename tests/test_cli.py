@@ -1,0 +1,66 @@
+"""The command line: bad usage gives one line on stderr and exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "research", *args],
+        capture_output=True, text=True, timeout=120, cwd=cwd,
+    )
+
+
+def assert_usage_error(proc: subprocess.CompletedProcess[str], needle: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["scan", "--out", "x", "--port", "0"], "--port: must be at least 1"),
+        (["scan", "--out", "x", "--port", "70000"], "must be at most 65535"),
+        (["scan", "--out", "x", "--concurrency", "-1"], "--concurrency: must be at least 1"),
+        (["scan", "--out", "x", "--timeout", "0"], "--timeout: must be positive"),
+        (["scan", "a.example"], "--out"),
+        (["scan", "--out", "x"], "either DOMAIN arguments or --domains FILE"),
+        (["scan", "--out", "x", "--domains", "/nonexistent/list.csv"], "cannot read"),
+        (["scan", "a.example", "--out", "x", "--resolver", "not-an-ip"], "is not IP[:PORT]"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_usage(tmp_path: Path, args: list[str], needle: str) -> None:
+    assert_usage_error(run(*args, cwd=tmp_path), needle)
+
+
+def test_empty_and_binary_domain_files(tmp_path: Path) -> None:
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "bin.dat").write_bytes(b"\x00\x01\x02")
+    (tmp_path / "nodomain.csv").write_text("name,rank\nx.example,1\n")
+    for name, needle in [("empty.txt", "no domains"), ("bin.dat", "binary"),
+                         ("nodomain.csv", "no 'domain' column")]:
+        proc = run("scan", "--domains", str(tmp_path / name), "--out", str(tmp_path / "o"))
+        assert_usage_error(proc, needle)
+
+
+def test_output_path_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    proc = run("scan", "a.example", "--out", str(tmp_path / "afile"),
+               "--resolver", "127.0.0.1:9")
+    assert_usage_error(proc, "not a directory")
+
+
+def test_version_and_help() -> None:
+    proc = run("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("starttls-survey ")
+    proc = run("scan", "--help")
+    assert proc.returncode == 0 and "--resume" in proc.stdout and "--ehlo-name" in proc.stdout
