@@ -6,6 +6,7 @@ is never used: it writes an HTTP request into the SMTP session.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,9 @@ def scan_tls(
         concurrent_server_scans_limit=concurrency,
     )
     scanner.queue_scans([_request(t, ehlo_name, timeout, trust_ca) for t in targets])
+    # sslyze's bundled Mozilla store holds a root with a negative serial number; cryptography
+    # warns about it on every load, which says nothing about the hosts being scanned.
+    warnings.filterwarnings("ignore", message="Parsed a serial number which wasn't positive")
     for server_result in scanner.get_results():
         loc = server_result.server_location
         target = by_location[(loc.hostname, loc.ip_address, loc.port)]

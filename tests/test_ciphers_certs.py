@@ -80,7 +80,9 @@ def test_name_matching_follows_rfc6125(host: str, names: list[str], ok: bool) ->
     assert name_matches(host, names) is ok
 
 
-def _cert(subject_cn: str, sans: list[str] | None, issuer_cn: str | None = None) -> x509.Certificate:
+def _cert(
+    subject_cn: str, sans: list[str] | None, issuer_cn: str | None = None
+) -> x509.Certificate:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)])
     issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_cn or subject_cn)])
