@@ -23,5 +23,11 @@ class ScenarioError(SurveyError):
     """A testbed scenario is unknown or malformed."""
 
 
+class TestbedError(SurveyError):
+    """The testbed cannot start: a port is taken, an address cannot be bound, the server died."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+
 class ResultsError(SurveyError):
     """A results directory is missing, incomplete or not a survey's output."""

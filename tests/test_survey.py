@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from groundtruth import assert_domains_match, assert_hosts_match
 
 from research import dns as mxdns
 from research.config import RAW_LOG_NAME
@@ -40,27 +41,16 @@ def cases_scan(cases_testbed: Testbed, tmp_path_factory: pytest.TempPathFactory)
 def test_every_domain_gets_its_expected_dns_status(
     cases_testbed: Testbed, cases_scan: SurveyResults
 ) -> None:
-    got = dict(zip(cases_scan.domains["domain"], cases_scan.domains["dns_status"], strict=True))
-    expected = {d.name: d.expect_dns_status.value for d in cases_testbed.scenario.domains}
-    assert got == expected
+    assert_domains_match(cases_testbed.scenario, cases_scan)
     # The scenario must exercise every status DNS can produce (invalid is input-only).
-    assert set(expected.values()) == {s.value for s in DnsStatus} - {"invalid"}
+    assert set(cases_scan.domains["dns_status"]) == {s.value for s in DnsStatus} - {"invalid"}
 
 
 def test_hosts_table_agrees_with_ground_truth(
     cases_testbed: Testbed, cases_scan: SurveyResults
 ) -> None:
-    hosts = cases_scan.hosts
-    for spec in cases_testbed.scenario.hosts:
-        rows = hosts[hosts["mx_host"] == spec.name]
-        addresses = list(spec.addresses) or [None]
-        assert sorted(rows["ip"].fillna("-")) == sorted(a or "-" for a in addresses), spec.name
-        for _, row in rows.iterrows():
-            assert row["status"] == spec.expect_status.value, (spec.name, row["error"])
-            accepted = [v.label for v in TLS_VERSIONS if row[v.column] is True]
-            assert accepted == list(spec.expect_versions), spec.name
-    statuses = set(hosts["status"])
-    assert statuses == {s.value for s in HostStatus}
+    assert_hosts_match(cases_testbed.scenario, cases_scan)
+    assert set(cases_scan.hosts["status"]) == {s.value for s in HostStatus}
 
 
 def test_version_columns_null_only_where_not_measured(cases_scan: SurveyResults) -> None:

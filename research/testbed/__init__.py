@@ -11,8 +11,9 @@ domains, their MX hosts and how each host behaves, with the ground truth a scan 
 Everything listens on 127.0.0.0/8 or ::1 only.
 """
 
+from research.errors import TestbedError
 from research.testbed.process import Testbed
-from research.testbed.runtime import Endpoints, TestbedError, run_foreground, serve_forever
+from research.testbed.runtime import Endpoints, run_foreground, serve_forever
 from research.testbed.scenario import (
     Behaviour,
     Certificate,

@@ -22,13 +22,9 @@ from types import TracebackType
 from typing import IO, Any
 
 from research import config
+from research.errors import TestbedError
 from research.testbed.ca import write_certificates
-from research.testbed.runtime import (
-    DEFAULT_DNS_HOST,
-    Endpoints,
-    TestbedError,
-    check_loopback,
-)
+from research.testbed.runtime import DEFAULT_DNS_HOST, Endpoints, check_loopback
 from research.testbed.scenario import Scenario, load_scenario, write_domain_list
 from research.testbed.smtp_server import TargetStats
 

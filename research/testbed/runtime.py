@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from research.errors import SurveyError
+from research.errors import TestbedError
 from research.testbed import dns_server, smtp_server
 from research.testbed.ca import write_certificates
 from research.testbed.scenario import Scenario, load_scenario, write_domain_list
@@ -31,11 +31,6 @@ FOREGROUND_DNS_PORT = 5300
 
 _log = logging.getLogger(__name__)
 
-
-class TestbedError(SurveyError):
-    """The testbed cannot start: a port is taken, an address cannot be bound, the server died."""
-
-    __test__ = False  # not a pytest test class, despite the name
 
 
 @dataclass(frozen=True)
