@@ -10,10 +10,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from research import config
 from research.errors import SurveyError
+
+if TYPE_CHECKING:
+    from research.results import SurveyResults
 
 PROG = "starttls-survey"
 
@@ -79,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--domain-list", type=Path, help="where to write the scenario's domains")
     tb_sub.add_parser("list", help="list the scenarios")
 
+    report = sub.add_parser("report", help="write figures, tables and an HTML page for a survey",
+                            description="Write the report folder (DIR/report by default).")
+    report.add_argument("results", type=Path, metavar="DIR", help="a survey's output directory")
+    report.add_argument("--out", type=Path, help="report folder (default: DIR/report)")
+    report.add_argument("--previous", type=Path, metavar="DIR",
+                        help="an earlier survey of the same list, to compare against")
+    report.add_argument("--dpi", type=_positive_int, default=300, help="PNG resolution")
+
     demo = sub.add_parser("demo", help="survey the isc-2019 testbed and print the headline")
     demo.add_argument("--out", type=Path, default=config.RESULTS_DIR / "demo-isc-2019",
                       help="output directory (replaced)")
@@ -123,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _testbed(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "report":
+            return _report(args)
     except SurveyError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -169,15 +182,30 @@ def _testbed(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from research.demo import run_demo
+    from research.report import write_report
 
     results = run_demo(args.out, scenario=args.scenario, concurrency=args.concurrency,
                        progress=args.progress, echo=print)
     _print_summary(results, args.out)
+    page = write_report(results, args.out / "report")
+    print(f"Report written to {page}")
     return 0
 
 
-def _print_summary(results: object, out: Path) -> None:
+def _report(args: argparse.Namespace) -> int:
+    from research.report import write_report
+    from research.results import load_results
+
+    results = load_results(args.results)
+    previous = load_results(args.previous) if args.previous else None
+    page = write_report(results, args.out or args.results / "report", previous=previous,
+                        dpi=args.dpi)
+    print(f"Report written to {page}")
+    return 0
+
+
+def _print_summary(results: SurveyResults, out: Path) -> None:
     from research.analysis import format_summary
 
-    print(format_summary(results))  # type: ignore[arg-type]
+    print(format_summary(results))
     print(f"\nTables written to {out}/")

@@ -9,9 +9,17 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from research.config import DEFAULT_CONCURRENCY, RAW_LOG_NAME
+from research.config import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_EHLO_NAME,
+    DOMAIN_LIST,
+    META_NAME,
+    RAW_LOG_NAME,
+    RESULTS_DIR,
+)
+from research.errors import InputError
 from research.inputs import read_domain_list
-from research.results import SurveyResults
+from research.results import SurveyResults, load_results
 from research.survey import run_survey
 
 DEMO_TIMEOUT = 3.0
@@ -66,3 +74,32 @@ def _clear_previous(out: Path) -> None:
     report = out / "report"
     if report.is_dir():
         shutil.rmtree(report)
+
+
+def survey_for_notebook(
+    target: str = "testbed",
+    results_dir: str | Path | None = None,
+    *,
+    scenario: str = "isc-2019",
+    ehlo_name: str = DEFAULT_EHLO_NAME,
+    progress: bool | None = None,
+) -> SurveyResults:
+    """The results a notebook works on: loaded from ``results_dir`` if a survey is there,
+    otherwise surveyed now — the testbed ``scenario`` for ``target="testbed"``, the study's
+    domain list on the Internet (port 25) for ``target="live"``.
+
+    Raises:
+        InputError: ``target`` is neither ``testbed`` nor ``live``, or ``results_dir`` cannot
+            be written.
+        ScenarioError: the testbed scenario is unknown.
+    """
+    if target not in ("testbed", "live"):
+        raise InputError(f"target must be 'testbed' or 'live', not {target!r}")
+    default = RESULTS_DIR / ("demo-" + scenario if target == "testbed" else "live")
+    out = Path(results_dir) if results_dir else default
+    if (out / META_NAME).exists():
+        return load_results(out)
+    if target == "testbed":
+        return run_demo(out, scenario=scenario, progress=progress)
+    return run_survey(read_domain_list(DOMAIN_LIST), out, ehlo_name=ehlo_name,
+                      progress=progress, resume=(out / RAW_LOG_NAME).exists())

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from research.certs import name_matches, summarise
-from research.ciphers import iana_name_for_openssl, key_exchange, traits, weaknesses
+from research.ciphers import iana_name_for_openssl, key_exchange, traits
 
 
 @pytest.mark.parametrize(
@@ -38,21 +38,6 @@ def test_tls13_key_exchange_comes_from_the_group() -> None:
     assert key_exchange("TLS_AES_128_GCM_SHA256") == "TLS13"
     assert traits("TLS_AES_128_GCM_SHA256", tls13_group="DHE").key_exchange == "DHE"
 
-
-@pytest.mark.parametrize(
-    ("name", "weak"),
-    [
-        ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", []),
-        ("TLS_RSA_WITH_RC4_128_SHA", ["RC4"]),
-        ("TLS_RSA_WITH_3DES_EDE_CBC_SHA", ["3DES"]),
-        ("TLS_RSA_WITH_DES_CBC_SHA", ["DES"]),
-        ("TLS_RSA_EXPORT_WITH_RC4_40_MD5", ["EXPORT", "RC4", "MD5"]),
-        ("TLS_RSA_WITH_NULL_SHA", ["NULL"]),
-        ("TLS_DH_anon_WITH_AES_128_CBC_SHA", ["anonymous"]),
-    ],
-)
-def test_weaknesses(name: str, weak: list[str]) -> None:
-    assert weaknesses(name) == weak
 
 
 def test_openssl_names_map_to_iana() -> None:

@@ -1,0 +1,103 @@
+"""Analysis of a survey's tables: pure functions of :class:`~research.results.SurveyResults`.
+
+No I/O. Every output names its unit of analysis (MX host, domain and which view of its MX set);
+:mod:`research.analysis.core` explains how IPs are combined into hosts and hosts into domains.
+
+* :mod:`~research.analysis.core` — per-host and per-domain verdicts, domain categories.
+* :mod:`~research.analysis.headline` — the headline table and the 2019 diary's summary.
+* :mod:`~research.analysis.policy` — what a sender's TLS policy would cost.
+* :mod:`~research.analysis.ciphers` — cipher suites (name facts live in :mod:`research.ciphers`).
+* :mod:`~research.analysis.compare` — what changed between two surveys.
+* :mod:`~research.analysis.summary` — a plain-text summary for the terminal.
+"""
+
+from __future__ import annotations
+
+from research.analysis.ciphers import (
+    SUITE_CLASSES,
+    cipher_summary,
+    cipher_version_summary,
+    host_ciphers,
+    suite_class,
+    suite_class_counts,
+    weak_hosts,
+    weak_suites,
+)
+from research.analysis.compare import Comparison, compare
+from research.analysis.core import (
+    CATEGORIES,
+    FEATURE_LABELS,
+    FEATURES,
+    VIEWS,
+    AnalysisError,
+    domain_verdicts,
+    host_summary,
+    provider_of,
+    provider_table,
+    scan_date,
+)
+from research.analysis.headline import (
+    UNIT_BY_VIEW,
+    UNIT_DOMAIN,
+    UNIT_HOST,
+    UNITS,
+    diary_summary,
+    domains_lacking_version,
+    domains_without_starttls,
+    headline,
+    headline_wide,
+)
+from research.analysis.policy import (
+    BASELINE_LABEL,
+    POLICY_VERSIONS,
+    Policy,
+    default_policies,
+    policy_impact,
+    policy_sweep,
+    rank_weights,
+)
+from research.analysis.summary import format_summary
+from research.ciphers import WEAKNESSES, classify_cipher, is_weak_cipher
+
+__all__ = [
+    "BASELINE_LABEL",
+    "CATEGORIES",
+    "FEATURES",
+    "FEATURE_LABELS",
+    "POLICY_VERSIONS",
+    "SUITE_CLASSES",
+    "UNITS",
+    "UNIT_BY_VIEW",
+    "UNIT_DOMAIN",
+    "UNIT_HOST",
+    "VIEWS",
+    "WEAKNESSES",
+    "AnalysisError",
+    "Comparison",
+    "Policy",
+    "cipher_summary",
+    "cipher_version_summary",
+    "classify_cipher",
+    "compare",
+    "default_policies",
+    "diary_summary",
+    "domain_verdicts",
+    "domains_lacking_version",
+    "domains_without_starttls",
+    "format_summary",
+    "headline",
+    "headline_wide",
+    "host_ciphers",
+    "host_summary",
+    "is_weak_cipher",
+    "policy_impact",
+    "policy_sweep",
+    "provider_of",
+    "provider_table",
+    "rank_weights",
+    "scan_date",
+    "suite_class",
+    "suite_class_counts",
+    "weak_hosts",
+    "weak_suites",
+]
