@@ -58,7 +58,9 @@ def _cast(name: str, frame: pd.DataFrame) -> pd.DataFrame:
         values = frame[column]
         if dtype == "object":
             # Lists arrive as lists (raw log) or numpy arrays (Parquet); the contract is lists.
-            frame[column] = values.map(lambda v: [] if v is None or v is pd.NA else list(v))
+            # A key missing from some records (a raw log older than the column) arrives as NaN.
+            frame[column] = values.map(
+                lambda v: [] if v is None or v is pd.NA or isinstance(v, float) else list(v))
         elif dtype.startswith("datetime"):
             parsed = pd.to_datetime(values, utc=True, format="ISO8601")
             frame[column] = parsed.astype(pd.api.types.pandas_dtype(dtype))

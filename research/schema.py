@@ -148,6 +148,10 @@ HOSTS = _cols(
      "root store bundled with sslyze (a wrong name fails it too)."),
     ("cert_sha256", _STRING, "SHA-256 fingerprint of the leaf (hex)."),
     ("error", _STRING, "Why the probe or a TLS check failed; null when fine."),
+    ("undecided", _LIST, "What the TLS scan could not decide because the host stopped "
+     "answering (421, reset or timeout, after retries with backoff): a version label (`TLS 1.2`: "
+     "its column is null) or a version with `suites` (`TLS 1.2 suites`: accepted, but `ciphers` "
+     "may miss some of its suites); list of strings, empty when everything was decided."),
     ("scanned_at", _TIME, "When the probe of this host finished (UTC)."),
     ("duration_s", _FLOAT, "Wall time of the SMTP probe session, seconds (the TLS scan runs "
      "concurrently with other hosts' and is not included)."),
@@ -186,7 +190,9 @@ META_KEYS: dict[str, str] = {
     "domain_list": "Where the domains came from (file path or `arguments`).",
     "domain_list_sha256": "SHA-256 of the domain list as read (file bytes, or the arguments "
     "joined by newlines).",
-    "options": "Timeout, concurrency, resume and other scan options.",
+    "options": "Timeout, concurrency, resume and other scan options, among them `engine` (`full`, "
+    "`versions` or `sslyze`: with `versions` no suites are enumerated and `ciphers` is empty by "
+    "design), `retries`, `backoff` and `dispatcher` (where the host probes ran).",
     "counts": "Rows per table and hosts per status.",
 }
 

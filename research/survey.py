@@ -2,6 +2,10 @@
 
 Each target is scanned once however many domains share it. Every finished domain, address
 lookup and host is appended to the raw log at once, so ``resume=True`` skips all finished work.
+
+The TLS scan is this project's engine (:mod:`research.engine`: ``full`` or ``versions``), one
+task per target on local threads or a caller's executor (:mod:`research.dispatch`), or, with
+``engine="sslyze"``, sslyze's own per-suite scan (:mod:`research.tls`) for cross-checks.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any, TypeVar
 import dns.resolver
 from tqdm.auto import tqdm
 
+from research import dispatch
 from research import dns as mxdns
 from research.certs import summarise_der
 from research.config import (
@@ -27,6 +32,7 @@ from research.config import (
     DEFAULT_TIMEOUT,
     RAW_LOG_NAME,
 )
+from research.engine import DEFAULT_BACKOFF, DEFAULT_RETRIES, Engine, EngineSettings
 from research.errors import InputError
 from research.inputs import DomainInput, DomainList, from_arguments
 from research.rawlog import RawLogWriter, Record, read_records, repair
@@ -47,6 +53,12 @@ class SurveyOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     per_host_connections: int = DEFAULT_PER_HOST_CONNECTIONS
     trust_ca: str | None = None
+    engine: str = Engine.FULL.value
+    """How TLS is scanned (:class:`research.engine.Engine`); ``versions`` enumerates no suites."""
+    retries: int = DEFAULT_RETRIES
+    backoff: float = DEFAULT_BACKOFF
+    dispatcher: str = "threads"
+    """Where the host probes ran: ``threads`` (this process) or the executor's description."""
 
     def check(self) -> None:
         """Raises InputError for values no scan can run with."""
@@ -62,6 +74,20 @@ class SurveyOptions:
             )
         if not self.ehlo_name or any(c.isspace() for c in self.ehlo_name):
             raise InputError(f"EHLO name must be one word, not {self.ehlo_name!r}")
+        if self.engine not in {e.value for e in Engine}:
+            raise InputError(f"engine must be one of {', '.join(e.value for e in Engine)}, "
+                             f"not {self.engine!r}")
+        if self.retries < 0:
+            raise InputError(f"retries must be at least 0, not {self.retries}")
+        if self.backoff < 0:
+            raise InputError(f"backoff must not be negative, not {self.backoff:g}")
+
+    def engine_settings(self) -> EngineSettings:
+        return EngineSettings(
+            port=self.port, ehlo_name=self.ehlo_name, timeout=self.timeout,
+            per_host_connections=self.per_host_connections, retries=self.retries,
+            backoff=self.backoff, engine=Engine(self.engine),
+        )
 
 
 def run_survey(
@@ -77,19 +103,32 @@ def run_survey(
     trust_ca: str | Path | None = None,
     resume: bool = False,
     progress: bool | None = None,
+    engine: str = Engine.FULL.value,
+    retries: int = DEFAULT_RETRIES,
+    backoff: float = DEFAULT_BACKOFF,
+    executor: Any = None,
 ) -> SurveyResults:
     """Survey ``domains`` and write the raw log, the tables and ``meta.json`` into ``out_dir``.
 
     ``resolver`` is a dnspython resolver, a list of ``IP[:PORT]`` servers, or ``None`` for the
     system's. ``progress=None`` shows progress bars on a terminal or in a notebook only.
 
+    ``engine`` is ``full`` (versions and accepted suites), ``versions`` (versions only; no
+    suites) or ``sslyze`` (sslyze's per-suite scan). A host that stops answering is paused
+    ``backoff`` seconds (doubling) up to ``retries`` times before what is left is reported in
+    ``hosts.undecided``. ``executor`` (a ``concurrent.futures.Executor`` or a Dask client) runs
+    the host probes instead of local threads; at most ``concurrency`` are in flight. The
+    ``sslyze`` engine always runs in this process.
+
     Raises:
         InputError: bad options, an ``out_dir`` that cannot be written, an ``out_dir`` that already
-            holds a survey without ``resume``, or ``resume`` with a different domain list.
+            holds a survey without ``resume``, ``resume`` with a different domain list, or an
+            ``executor`` that is not one.
     """
     options = SurveyOptions(
         port, ehlo_name, timeout, concurrency, per_host_connections,
-        str(trust_ca) if trust_ca else None,
+        str(trust_ca) if trust_ca else None, str(engine), retries, backoff,
+        dispatch.describe(executor),
     )
     options.check()
     domain_list = domains if isinstance(domains, DomainList) else from_arguments(domains)
@@ -103,6 +142,7 @@ def run_survey(
     done = _Done.from_log(log_path, domain_list.sha256)
     with RawLogWriter(log_path) as writer:
         run = _Run(options, dns_resolver, writer, done, progress)
+        run.executor = executor
         writer.append(run.start_record(domain_list))
         run.resolve_domains(domain_list.entries)
         targets = run.resolve_hosts()
@@ -177,6 +217,7 @@ class _Run:
         self.progress = progress
         self.lock = threading.Lock()
         self.domain_records: list[Record] = list(done.domains.values())
+        self.executor: Any = None
 
     def append(self, record: Record) -> None:
         with self.lock:
@@ -250,6 +291,9 @@ class _Run:
 
     def scan_hosts(self, targets: list[TlsTarget]) -> None:
         opts = self.options
+        if opts.engine != Engine.SSLYZE:
+            self._scan_with_engine(targets)
+            return
         probes: dict[TlsTarget, SmtpProbe] = {}
 
         def probe(target: TlsTarget) -> tuple[TlsTarget, SmtpProbe]:
@@ -273,6 +317,17 @@ class _Run:
                 bar.update(1)
 
 
+    def _scan_with_engine(self, targets: list[TlsTarget]) -> None:
+        settings = self.options.engine_settings()
+        if not targets:
+            return
+        with self._bar(len(targets), "hosts") as bar:
+            for record in dispatch.run_targets(targets, settings, window=self.options.concurrency,
+                                               executor=self.executor):
+                self.append(record)
+                bar.update(1)
+
+
 def _unresolved_record(host: str, error: str | None, port: int) -> Record:
     return {"kind": "host", "mx_host": host, "ip": None, "port": port,
             "status": HostStatus.UNRESOLVED.value, "error": error or "no address",
@@ -288,7 +343,7 @@ def host_record(probe: SmtpProbe, scan: TlsScan | None) -> Record:
         "starttls_offered": probe.starttls_offered,
         "negotiated_version": probe.negotiated_version,
         "negotiated_cipher": probe.negotiated_cipher,
-        "cert_sans": [], "ciphers": [], "scanned_at": _now(),
+        "cert_sans": [], "ciphers": [], "undecided": [], "scanned_at": _now(),
     }
     errors = [probe.error] if probe.error else []
     duration = probe.duration_s
