@@ -13,8 +13,14 @@ the two clients).
 ``full`` (the default) enumerates each lane by iterative removal: offer every suite of the lane,
 note the one the server chooses, remove it and offer the rest, until the server refuses. A lane
 costs (accepted + 1) sessions whether the server honours its own preference or the client's
-order. ``versions`` asks each version once, offering every suite the client knows for it (for
-TLS 1.2 the modern client's whole list; see ``data/README.md``), and records no suites. The
+order. SSL 2.0 is the exception: its SERVER-HELLO lists every cipher the server shares with the
+client, so one CLIENT-HELLO offering sslyze's seven SSL 2.0 ciphers answers the whole lane. That
+hello is built here rather than by nassl, whose legacy SSL 2.0 client leaks about 35 KB of
+native memory on every handshake (a survey's memory must not grow with its hosts); the server
+sees the same CLIENT-HELLO, and the handshake is abandoned after the SERVER-HELLO.
+
+``versions`` asks each version once, offering every suite the client knows for it (for TLS 1.2
+the modern client's whole list; see ``data/README.md``), and records no suites. The
 certificate comes from a session already made, at the newest version accepted.
 
 What counts as an answer:
@@ -34,6 +40,7 @@ Every session identifies itself in EHLO, never sends MAIL, RCPT or DATA, and end
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -45,6 +52,7 @@ from enum import StrEnum
 from functools import cache
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import DNSName
 from nassl import _nassl
 from nassl.ephemeral_key_info import DhEphemeralKeyInfo, EphemeralKeyInfo
@@ -197,6 +205,14 @@ class _Rejected:
 
 
 @dataclass
+class _Ssl2Hello:
+    """An SSL 2.0 SERVER-HELLO: the ciphers (OpenSSL names) the server shares with us."""
+
+    openssl_names: list[str]
+    chain: list[str]
+
+
+@dataclass
 class _Exhausted:
     """The client has no suite of the offered ones that it can send for this version."""
 
@@ -215,7 +231,7 @@ class _Failed:
     reason: str
 
 
-_Outcome = _Accepted | _Rejected | _Exhausted | _NoAnswer | _Failed
+_Outcome = _Accepted | _Ssl2Hello | _Rejected | _Exhausted | _NoAnswer | _Failed
 
 
 class _Unexpected(Exception):
@@ -300,9 +316,8 @@ def _client(lane: Lane, offered: Sequence[CipherSuite], sni: str) -> BaseSslClie
     return client
 
 
-def _session(target: TlsTarget, settings: EngineSettings, lane: Lane,
-             offered: Sequence[CipherSuite], want_chain: bool) -> _Outcome:
-    """One SMTP session: STARTTLS, one handshake offering ``offered`` in ``lane``, QUIT."""
+def _connect(target: TlsTarget, settings: EngineSettings) -> socket.socket | _NoAnswer:
+    """A connection that has just been told ``220`` to STARTTLS, or why there is none."""
     try:
         sock = socket.create_connection((target.ip, target.port), timeout=settings.timeout)
     except TimeoutError:
@@ -320,6 +335,20 @@ def _session(target: TlsTarget, settings: EngineSettings, lane: Lane,
     except OSError as exc:
         sock.close()
         return _NoAnswer(f"SMTP: {exc.strerror or exc}")
+    return sock
+
+
+def _session(target: TlsTarget, settings: EngineSettings, lane: Lane,
+             offered: Sequence[CipherSuite], want_chain: bool) -> _Outcome:
+    """One SMTP session: STARTTLS, one handshake offering ``offered`` in ``lane``, QUIT."""
+    sock = _connect(target, settings)
+    if isinstance(sock, _NoAnswer):
+        return sock
+    if lane.version.label == "SSL 2.0":
+        try:
+            return _ssl2_hello(sock, offered)
+        finally:
+            sock.close()
     try:
         client = _client(lane, offered, target.mx_host)
     except _nassl.OpenSSLError as exc:
@@ -327,12 +356,14 @@ def _session(target: TlsTarget, settings: EngineSettings, lane: Lane,
         return _Failed(f"client setup: {_first_line(exc)}")
     client.set_underlying_socket(sock)
     try:
-        return _handshake(client, want_chain)
+        # Only a TLS 1.3 suite's key exchange needs the ephemeral key (its name does not say);
+        # nassl leaks a little memory on every get_ephemeral_key() call, so ask only there.
+        return _handshake(client, want_chain, want_key=lane.version.label == "TLS 1.3")
     finally:
         client.shutdown()
 
 
-def _handshake(client: BaseSslClient, want_chain: bool) -> _Outcome:
+def _handshake(client: BaseSslClient, want_chain: bool, want_key: bool) -> _Outcome:
     try:
         client.do_handshake()
     except ClientCertificateRequested:
@@ -357,10 +388,86 @@ def _handshake(client: BaseSslClient, want_chain: bool) -> _Outcome:
         if "Nassl SSL handshake failed" in str(exc):
             return _Rejected("server closed the connection during the TLS handshake")
         return _NoAnswer(f"TLS handshake: {exc.strerror or exc}")
-    accepted = _Accepted(client.get_current_cipher_name(), client.get_ephemeral_key(),
+    accepted = _Accepted(client.get_current_cipher_name(),
+                         client.get_ephemeral_key() if want_key else None,
                          client.get_received_chain() if want_chain else [])
     _quit_over_tls(client)
     return accepted
+
+
+# SSL 2.0 (draft-hickman-netscape-ssl-00): cipher kinds are three bytes each.
+_SSL2_CIPHER_KINDS = {
+    "RC4-MD5": b"\x01\x00\x80", "EXP-RC4-MD5": b"\x02\x00\x80",
+    "RC2-CBC-MD5": b"\x03\x00\x80", "EXP-RC2-CBC-MD5": b"\x04\x00\x80",
+    "IDEA-CBC-MD5": b"\x05\x00\x80", "DES-CBC-MD5": b"\x06\x00\x40",
+    "DES-CBC3-MD5": b"\x07\x00\xc0", "RC4-64-MD5": b"\x08\x00\x80",
+}
+_SSL2_MSG_SERVER_HELLO = 4
+
+
+def ssl2_client_hello(openssl_names: Sequence[str], challenge: bytes) -> bytes:
+    """An SSL 2.0 CLIENT-HELLO record offering ``openssl_names`` (no session id).
+
+    Raises KeyError for a name that is no SSL 2.0 cipher.
+    """
+    specs = b"".join(_SSL2_CIPHER_KINDS[name] for name in openssl_names)
+    body = (bytes([1]) + b"\x00\x02" + len(specs).to_bytes(2, "big") + b"\x00\x00"
+            + len(challenge).to_bytes(2, "big") + specs + challenge)
+    return (0x8000 | len(body)).to_bytes(2, "big") + body
+
+
+def parse_ssl2_server_hello(record: bytes) -> tuple[list[str], bytes] | None:
+    """The OpenSSL names of the ciphers and the certificate (DER) in an SSL 2.0 SERVER-HELLO
+    record (header included), or None if ``record`` is anything else or incomplete."""
+    if len(record) < 2 or not record[0] & 0x80:
+        return None
+    length = ((record[0] & 0x7F) << 8) | record[1]
+    body = record[2:2 + length]
+    if len(body) < length or length < 11 or body[0] != _SSL2_MSG_SERVER_HELLO:
+        return None
+    cert_len = int.from_bytes(body[5:7], "big")
+    specs_len = int.from_bytes(body[7:9], "big")
+    if body[3:5] != b"\x00\x02" or specs_len % 3 or 11 + cert_len + specs_len > length:
+        return None
+    certificate = body[11:11 + cert_len]
+    specs = body[11 + cert_len:11 + cert_len + specs_len]
+    by_kind = {kind: name for name, kind in _SSL2_CIPHER_KINDS.items()}
+    kinds = [specs[i:i + 3] for i in range(0, len(specs), 3)]
+    return [by_kind[k] for k in kinds if k in by_kind], certificate
+
+
+def _ssl2_record_complete(record: bytes) -> bool:
+    """Whether ``record`` holds a whole SSL 2.0 record, or enough to tell it is none."""
+    if record and not record[0] & 0x80:
+        return True  # a TLS alert, or garbage: certainly no SERVER-HELLO
+    return len(record) >= 2 and len(record) >= 2 + (((record[0] & 0x7F) << 8) | record[1])
+
+
+def _ssl2_hello(sock: socket.socket, offered: Sequence[CipherSuite]) -> _Outcome:
+    hello = ssl2_client_hello([s.openssl_name for s in offered], os.urandom(16))
+    record = b""
+    try:
+        sock.sendall(hello)
+        while not _ssl2_record_complete(record):
+            data = sock.recv(4096)
+            if not data:
+                break
+            record += data
+    except TimeoutError:
+        return _NoAnswer("no answer to the SSL 2.0 CLIENT-HELLO")
+    except OSError:
+        return _Rejected("connection reset during the SSL 2.0 handshake")
+    parsed = parse_ssl2_server_hello(record)
+    if parsed is None:
+        return _Rejected("no SSL 2.0 SERVER-HELLO")
+    names, certificate = parsed
+    if not names:
+        return _Rejected("SSL 2.0 SERVER-HELLO without a common cipher")
+    chain = []
+    with contextlib.suppress(ValueError):
+        chain = [x509.load_der_x509_certificate(certificate).public_bytes(
+            serialization.Encoding.PEM).decode("ascii")]
+    return _Ssl2Hello(names, chain)
 
 
 def _quit_over_tls(client: BaseSslClient) -> None:
@@ -430,6 +537,12 @@ def _run_lane(target: TlsTarget, settings: EngineSettings, lane: Lane,
     by_name = {s.openssl_name: s for s in lane.suites}
     while remaining:
         outcome = _attempt(target, settings, lane, remaining, not result.chain, gate)
+        if isinstance(outcome, _Ssl2Hello):
+            offered = {s.openssl_name for s in remaining}
+            result.accepted = [_Accepted(name, None, []) for name in outcome.openssl_names
+                               if name in offered]
+            result.chain = outcome.chain
+            break
         if isinstance(outcome, _Accepted):
             suite = by_name.get(outcome.openssl_name)
             if suite is None or suite not in remaining:

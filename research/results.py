@@ -111,6 +111,17 @@ def build_tables(records: Iterable[Record]) -> SurveyResults:
 
 
 def _meta(starts: list[Record], finished_at: str | None, results: SurveyResults) -> dict[str, Any]:
+    return make_meta(starts, finished_at, {
+        **{name: len(results.table(name)) for name in TABLES},
+        "host_status": dict(Counter(results.hosts["status"].dropna())),
+        "dns_status": dict(Counter(results.domains["dns_status"].dropna())),
+    })
+
+
+def make_meta(starts: list[Record], finished_at: str | None, counts: dict[str, Any]
+              ) -> dict[str, Any]:
+    """``meta`` from the raw log's start records, its finish time and the tables' ``counts``
+    (rows per table, ``host_status`` and ``dns_status`` tallies)."""
     first = starts[0] if starts else {}
     last = starts[-1] if starts else {}
     options = dict(last.get("options") or {})
@@ -126,11 +137,7 @@ def _meta(starts: list[Record], finished_at: str | None, results: SurveyResults)
         "domain_list": last.get("domain_list"),
         "domain_list_sha256": last.get("domain_list_sha256"),
         "options": options,
-        "counts": {
-            **{name: len(results.table(name)) for name in TABLES},
-            "host_status": dict(Counter(results.hosts["status"].dropna())),
-            "dns_status": dict(Counter(results.domains["dns_status"].dropna())),
-        },
+        "counts": counts,
     }
 
 

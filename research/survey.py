@@ -36,9 +36,10 @@ from research.engine import DEFAULT_BACKOFF, DEFAULT_RETRIES, Engine, EngineSett
 from research.errors import InputError
 from research.inputs import DomainInput, DomainList, from_arguments
 from research.rawlog import RawLogWriter, Record, read_records, repair
-from research.results import SurveyResults, build_tables, save_results
+from research.results import SurveyResults
 from research.schema import TLS_VERSIONS, DnsStatus, HostStatus
 from research.smtp import SmtpProbe, probe_smtp
+from research.tables import write_tables
 from research.tls import TlsScan, TlsTarget, scan_tls
 
 T = TypeVar("T")
@@ -148,9 +149,8 @@ def run_survey(
         targets = run.resolve_hosts()
         run.scan_hosts(targets)
         writer.append({"kind": "finish", "finished_at": _now()})
-    results = build_tables(read_records(log_path))
-    save_results(results, out)
-    return results
+    # Streamed from the raw log: memory stays flat however many hosts were scanned.
+    return write_tables(log_path, out)
 
 
 def _prepare_out_dir(out: Path, resume: bool) -> Path:
