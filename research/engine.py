@@ -47,7 +47,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cache
 
@@ -79,7 +79,7 @@ from sslyze.plugins.openssl_cipher_suites.cipher_suites import (
 from sslyze.server_connectivity import TlsVersionEnum
 
 from research.certs import summarise
-from research.ciphers import traits
+from research.ciphers import iana_name_for_openssl, traits
 from research.config import DEFAULT_EHLO_NAME, DEFAULT_PER_HOST_CONNECTIONS, DEFAULT_TIMEOUT
 from research.schema import TLS_VERSIONS, TlsVersion
 from research.smtp import MAX_LINE, MAX_LINES, SESSION_BUDGET
@@ -166,10 +166,12 @@ def lanes(engine: Engine) -> tuple[Lane, ...]:
             legacy = tuple(s for s in suites
                            if WorkaroundForTls12ForCipherSuites.requires_legacy_openssl(
                                s.openssl_name))
-            modern_known = set(_modern_tls12_names())
             if engine is Engine.VERSIONS:
+                # The repository names a suite the way one client does; the modern client may
+                # know the same suite by another OpenSSL name (EDH-... vs DHE-...).
+                modern = _modern_tls12_names()
                 found.append(Lane(version, False, tuple(
-                    s for s in suites if s.openssl_name in modern_known)))
+                    replace(s, openssl_name=modern[s.name]) for s in suites if s.name in modern)))
             else:
                 found.append(Lane(version, True, legacy))
                 found.append(Lane(version, False, tuple(s for s in suites if s not in legacy)))
@@ -183,10 +185,11 @@ def lanes(engine: Engine) -> tuple[Lane, ...]:
 
 
 @cache
-def _modern_tls12_names() -> tuple[str, ...]:
+def _modern_tls12_names() -> dict[str, str]:
+    """IANA name → OpenSSL name of every TLS 1.2 suite nassl's modern client can offer."""
     client = SslClient(ssl_version=OpenSslVersionEnum.TLSV1_2, ssl_verify=OpenSslVerifyEnum.NONE)
     client.set_cipher_list("ALL:COMPLEMENTOFALL:-PSK:-SRP")
-    return tuple(client.get_cipher_list())
+    return {iana_name_for_openssl(name): name for name in client.get_cipher_list()}
 
 
 # -- one session ----------------------------------------------------------------------------
