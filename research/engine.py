@@ -30,8 +30,9 @@ What counts as an answer:
   offered suites are rejected (as sslyze counts them);
 - a ``421`` (or any reply other than the expected one) before the handshake, a refused or reset
   TCP connection, or a timeout anywhere: *no answer*. The host is paused with exponential
-  backoff (every lane of it waits) and the session retried; when the retries run out, what the
-  lane had not decided is reported in ``undecided``, never as rejected.
+  backoff (every lane of it waits) and the session retried; when the retries run out, the host
+  is left alone — no lane opens another session to it — and what was not decided is reported
+  in ``undecided``, never as rejected.
 
 Every session identifies itself in EHLO, never sends MAIL, RCPT or DATA, and ends with QUIT
 (over TLS after a handshake). ``per_host_connections`` lanes of one host run at once.
@@ -502,21 +503,32 @@ def _first_line(exc: BaseException) -> str:
 
 
 class _HostGate:
-    """Pauses every lane of one host after a session that got no answer."""
+    """Pauses every lane of one host after a session that got no answer, and closes for good
+    once one lane has run out of retries: the host has stopped talking to us, and the other
+    lanes would only spend their own retries on it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._until = 0.0
         self.sessions = 0
+        self.gave_up: str | None = None
+        """Why the host was given up on; None while it still answers."""
 
-    def wait(self) -> None:
+    def wait(self) -> bool:
+        """Wait out any pause and count a session; False (no session) once given up."""
         while True:
             with self._lock:
+                if self.gave_up is not None:
+                    return False
                 delay = self._until - time.monotonic()
                 if delay <= 0:
                     self.sessions += 1
-                    return
+                    return True
             time.sleep(delay)
+
+    def give_up(self, reason: str) -> None:
+        with self._lock:
+            self.gave_up = self.gave_up or reason
 
     def pause(self, seconds: float) -> None:
         with self._lock:
@@ -569,7 +581,8 @@ def _attempt(target: TlsTarget, settings: EngineSettings, lane: Lane,
              offered: Sequence[CipherSuite], want_chain: bool, gate: _HostGate) -> _Outcome:
     last: _Outcome = _NoAnswer("not tried")
     for attempt in range(settings.retries + 1):
-        gate.wait()
+        if not gate.wait():
+            return _Failed(f"not asked: {gate.gave_up}")
         last = _session(target, settings, lane, offered, want_chain)
         if not isinstance(last, _NoAnswer):
             return last
@@ -577,7 +590,9 @@ def _attempt(target: TlsTarget, settings: EngineSettings, lane: Lane,
             gate.pause(settings.backoff * 2**attempt)
     assert isinstance(last, _NoAnswer)
     tries = settings.retries + 1
-    return _Failed(f"{last.reason} ({tries} attempt{'s' if tries > 1 else ''})")
+    reason = f"{last.reason} ({tries} attempt{'s' if tries > 1 else ''})"
+    gate.give_up(f"host stopped answering: {reason}")
+    return _Failed(reason)
 
 
 def scan_host(target: TlsTarget, settings: EngineSettings) -> EngineScan:

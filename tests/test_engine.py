@@ -248,6 +248,12 @@ def test_persistent_421_leaves_versions_undecided_not_rejected(
     found = _suites(run.results, "mx.after.test")
     assert found and found <= _suites(run.results, "mx.steady.test")
     assert "421" in after["error"]
+    # Once a lane has run out of retries the host is left alone: the 8 sessions it served, then
+    # at most each of the 2 concurrent lanes' 3 attempts.
+    stats = tb.stats()[("mx.after.test", "127.0.203.3")]
+    assert stats.throttled >= 3
+    assert stats.sessions <= 8 + 2 * 3
+    assert "not asked" in after["error"]
     # The ground truth of the unthrottled hosts is met.
     steady = load_scenario(tb.scenario.path)
     for name in ("mx.steady.test", "mx.every.test"):
