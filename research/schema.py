@@ -180,7 +180,8 @@ META_KEYS: dict[str, str] = {
     "tool": "`starttls-survey` and its version.",
     "versions": "Versions of Python, sslyze, nassl, the OpenSSL builds nassl carries, "
     "dnspython, pandas, pyarrow.",
-    "resolver": "Resolvers used (`system` or a list of `IP:PORT`).",
+    "resolver": "DNS servers asked, as `IP:PORT` (the system's from /etc/resolv.conf when no "
+    "--resolver was given).",
     "port": "SMTP port scanned.",
     "ehlo_name": "Name sent in EHLO.",
     "domain_list": "Where the domains came from (file path or `arguments`).",

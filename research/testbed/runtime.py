@@ -217,7 +217,7 @@ def describe(scenario: Scenario, endpoints: Endpoints, domain_list: Path, ca_pat
         f"  Domains  {domain_list}",
         "Scan it with:",
         f"  starttls-survey scan --domains {domain_list} --resolver {endpoints.resolver} "
-        f"--port {endpoints.smtp_port} --out results/testbed-{scenario.name}",
+        f"--port {endpoints.smtp_port} --trust-ca {ca_path} --out results/testbed-{scenario.name}",
     ])
 
 
