@@ -169,7 +169,7 @@ def tiny_testbed(tiny_path: Path) -> Iterator[Testbed]:
 # -- scenario files --------------------------------------------------------------------------
 
 def test_shipped_scenarios_are_listed_and_load() -> None:
-    assert {"isc-2019", "cases"} <= set(list_scenarios())
+    assert {"isc-2019", "cases", "hostile", "blocked"} <= set(list_scenarios())
     for name in list_scenarios():
         assert load_scenario(name).name == name
 
@@ -254,6 +254,17 @@ def test_cases_cover_every_status() -> None:
         ('tls_min = "1.2"', 'tls_min = "1.2"\nciphers = "NO-SUCH-CIPHER"', "accepts no cipher"),
         ('tls_min = "1.2"', 'tls_min = "1.2"\nstarttls = false', "needs behaviour 'normal'"),
         ('mx = [[10, "mx.tiny.test"]]', 'mx = [[10, "mx.tiny.test", 3]]', "each mx entry"),
+        ('tls_min = "1.2"\ntls_max = "1.3"', 'behaviour = "tarpit"\nflood_bytes = 10',
+         "'flood_bytes' applies to behaviours"),
+        ('tls_min = "1.2"\ntls_max = "1.3"', 'behaviour = "endless_line"\nflood_bytes = 0',
+         "flood_bytes must be a positive integer"),
+        ('mx = [[10, "mx.tiny.test"]]', 'mx = [[10, "mx.tiny.test"]]\nmixed_null_mx = "yes"',
+         "mixed_null_mx must be true or false"),
+        ('[[domains]]', '[[hosts]]\nname = "127.0.201.9"\naddresses = ["127.0.201.9"]\n'
+         'expect = { status = "unresolved" }\n[[domains]]', "has no addresses of its own"),
+        ('tls_max = "1.3"', 'tls_max = "1.3"\naliases = ["tiny.test"]', "cannot share its name"),
+        ('dns_status = "mx" }', 'dns_status = "mx", error = 3 }', "expect.error must be a string"),
+        ('dns_status = "mx" }', 'dns_status = "mx" }\ndns = "servfail"', "serves no records"),
     ],
 )
 def test_bad_scenarios_are_rejected(tmp_path: Path, old: str, new: str, message: str) -> None:
