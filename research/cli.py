@@ -7,6 +7,7 @@ input, with a one-line message; 130 interrupted (the tables for what finished ar
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -177,7 +178,21 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _print_summary(results: object, out: Path) -> None:
-    from research.analysis import format_summary
-
-    print(format_summary(results))  # type: ignore[arg-type]
+    try:
+        format_summary = importlib.import_module("research.analysis").format_summary
+    except ModuleNotFoundError as exc:
+        if exc.name != "research.analysis":
+            raise
+        # The analysis package is optional here: without it, the counts still tell the story.
+        format_summary = _counts_summary
+    print(format_summary(results))
     print(f"\nTables written to {out}/")
+
+
+def _counts_summary(results: object) -> str:
+    counts = getattr(results, "meta", {}).get("counts", {})
+    lines = []
+    for what, key in (("Domains", "dns_status"), ("Hosts", "host_status")):
+        by_status = ", ".join(f"{k} {v}" for k, v in sorted(counts.get(key, {}).items()))
+        lines.append(f"{what}: {by_status or 'none'}")
+    return "\n".join(lines)
