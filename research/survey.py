@@ -233,6 +233,7 @@ class _Run:
         for record in self._parallel(todo, self._resolve_host, "DNS MX hosts"):
             self.append(record)
             self.done.addresses[record["mx_host"]] = record
+        self._note_aliases()
         targets: list[TlsTarget] = []
         for host in hosts:
             record = self.done.addresses[host]
@@ -243,10 +244,31 @@ class _Run:
             targets.extend(TlsTarget(host, ip, self.options.port) for ip in record["addresses"])
         return [t for t in targets if (t.mx_host, t.ip) not in self.done.hosts]
 
+    def _note_aliases(self) -> None:
+        """Note on each domain whose MX names an alias (CNAME) that RFC 2181 §10.3 forbids it.
+
+        The domain's record is appended again with the note; later records win in the tables
+        and on resume, so a resumed survey does not note twice.
+        """
+        aliases = {h: r["canonical"] for h, r in self.done.addresses.items()
+                   if r.get("canonical")}
+        for i, record in enumerate(self.domain_records):
+            if not aliases or record["dns_status"] != DnsStatus.MX.value:
+                continue
+            error = record.get("error") or ""
+            notes = [f"MX host {host} is an alias (CNAME) of {aliases[host]}, which RFC 2181 "
+                     "§10.3 forbids; followed, as mail servers do"
+                     for _, host in record["mx"] if host in aliases]
+            missing = [n for n in notes if n not in error]
+            if missing:
+                updated = {**record, "error": "; ".join([error, *missing] if error else missing)}
+                self.append(updated)
+                self.domain_records[i] = updated
+
     def _resolve_host(self, host: str) -> Record:
         found = mxdns.resolve_addresses(host, resolver=self.resolver)
         return {"kind": "addresses", "mx_host": host, "addresses": found.addresses,
-                "error": found.error}
+                "error": found.error, "canonical": found.canonical}
 
     def scan_hosts(self, targets: list[TlsTarget]) -> None:
         opts = self.options
