@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -145,12 +146,21 @@ def _scan(args: argparse.Namespace) -> int:
     domains = read_domain_list(args.domains_file) if args.domains_file else from_arguments(
         args.domains
     )
-    results = run_survey(
-        domains, args.out, resolver=args.resolver, port=args.port, ehlo_name=args.ehlo_name,
-        timeout=args.timeout, concurrency=args.concurrency,
-        per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
-        resume=args.resume, progress=args.progress,
-    )
+    try:
+        results = run_survey(
+            domains, args.out, resolver=args.resolver, port=args.port, ehlo_name=args.ehlo_name,
+            timeout=args.timeout, concurrency=args.concurrency,
+            per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
+            resume=args.resume, progress=args.progress,
+        )
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; tables of the finished work written to {args.out}/ "
+              "(rerun with --resume to finish)", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Probe threads (ours, non-daemon) may sit in a network call for up to a session's
+        # time budget, and Python would wait for them at exit; their results are not wanted.
+        os._exit(130)
     _print_summary(results, args.out)
     return 0
 

@@ -170,6 +170,9 @@ def _atomic_write(path: Path, write: Any) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        with open(tmp, "rb") as written:
+            # On disk before the rename, so a crash leaves the old table or the new, never junk.
+            os.fsync(written.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -1,7 +1,8 @@
 """The survey runner: domains → MX → unique (MX host, IP) targets → SMTP probe → TLS scan.
 
 Each target is scanned once however many domains share it. Every finished domain, address
-lookup and host is appended to the raw log at once, so ``resume=True`` skips all finished work.
+lookup and host is appended to the raw log at once, so ``resume=True`` skips all finished work;
+an interrupt (Ctrl-C) still writes the tables of what finished.
 """
 
 from __future__ import annotations
@@ -82,10 +83,13 @@ def run_survey(
 
     ``resolver`` is a dnspython resolver, a list of ``IP[:PORT]`` servers, or ``None`` for the
     system's. ``progress=None`` shows progress bars on a terminal or in a notebook only.
+    On KeyboardInterrupt the tables of the work finished so far are written, then the interrupt
+    propagates.
 
     Raises:
         InputError: bad options, an ``out_dir`` that cannot be written, an ``out_dir`` that already
             holds a survey without ``resume``, or ``resume`` with a different domain list.
+        KeyboardInterrupt: passed on, after writing the tables.
     """
     options = SurveyOptions(
         port, ehlo_name, timeout, concurrency, per_host_connections,
@@ -101,13 +105,18 @@ def run_survey(
     log_path = out / RAW_LOG_NAME
     repair(log_path)
     done = _Done.from_log(log_path, domain_list.sha256)
-    with RawLogWriter(log_path) as writer:
-        run = _Run(options, dns_resolver, writer, done, progress)
-        writer.append(run.start_record(domain_list))
-        run.resolve_domains(domain_list.entries)
-        targets = run.resolve_hosts()
-        run.scan_hosts(targets)
-        writer.append({"kind": "finish", "finished_at": _now()})
+    try:
+        with RawLogWriter(log_path) as writer:
+            run = _Run(options, dns_resolver, writer, done, progress)
+            writer.append(run.start_record(domain_list))
+            run.resolve_domains(domain_list.entries)
+            targets = run.resolve_hosts()
+            run.scan_hosts(targets)
+            writer.append({"kind": "finish", "finished_at": _now()})
+    except KeyboardInterrupt:
+        # Whatever finished is in the raw log: give the user its tables before stopping.
+        save_results(build_tables(read_records(log_path)), out)
+        raise
     results = build_tables(read_records(log_path))
     save_results(results, out)
     return results
@@ -204,13 +213,19 @@ class _Run:
         """``work`` over ``items`` on the pool, yielding results as they finish, with a bar."""
         if not items:
             return
-        with self._bar(len(items), desc) as bar, ThreadPoolExecutor(
-            max_workers=self.options.concurrency
-        ) as pool:
-            futures: list[Future[R]] = [pool.submit(work, item) for item in items]
-            for future in as_completed(futures):
-                bar.update(1)
-                yield future.result()
+        pool = ThreadPoolExecutor(max_workers=self.options.concurrency)
+        try:
+            with self._bar(len(items), desc) as bar:
+                futures: list[Future[R]] = [pool.submit(work, item) for item in items]
+                for future in as_completed(futures):
+                    bar.update(1)
+                    yield future.result()
+        except BaseException:
+            # Interrupted (or the consumer stopped): drop the queued work and do not wait for
+            # the running work, whose results nobody will record.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
 
     def resolve_domains(self, entries: list[DomainInput]) -> None:
         todo = [e for e in entries if _entry_key(e) not in self.done.domains]
