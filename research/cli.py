@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scan_options(scan, out_required=True)
     scan.add_argument("--resume", action="store_true",
                       help="continue a survey in --out, skipping finished work")
+    scan.add_argument("--opt-out", type=Path, metavar="FILE",
+                      help="names (with everything below them) and IP networks never to "
+                           "contact, one a line")
 
     testbed = sub.add_parser("testbed", help="the loopback testbed")
     tb_sub = testbed.add_subparsers(dest="testbed_command", required=True, parser_class=_Parser)
@@ -151,7 +154,7 @@ def _scan(args: argparse.Namespace) -> int:
             domains, args.out, resolver=args.resolver, port=args.port, ehlo_name=args.ehlo_name,
             timeout=args.timeout, concurrency=args.concurrency,
             per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
-            resume=args.resume, progress=args.progress,
+            resume=args.resume, progress=args.progress, opt_out=args.opt_out,
         )
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; tables of the finished work written to {args.out}/ "
@@ -162,6 +165,10 @@ def _scan(args: argparse.Namespace) -> int:
         # time budget, and Python would wait for them at exit; their results are not wanted.
         os._exit(130)
     _print_summary(results, args.out)
+    if results.meta.get("smtp_port_blocked"):
+        print(f"{PROG}: warning: every host timed out or refused the connection while DNS "
+              f"worked: outbound port {args.port} is probably blocked on this network, so the "
+              "host statuses describe the network, not the mail servers", file=sys.stderr)
     return 0
 
 
