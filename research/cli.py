@@ -7,6 +7,7 @@ input, with a one-line message; 130 interrupted (the tables for what finished ar
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scan_options(scan, out_required=True)
     scan.add_argument("--resume", action="store_true",
                       help="continue a survey in --out, skipping finished work")
+    scan.add_argument("--opt-out", type=Path, metavar="FILE",
+                      help="names (with everything below them) and IP networks never to "
+                           "contact, one a line")
 
     testbed = sub.add_parser("testbed", help="the loopback testbed")
     tb_sub = testbed.add_subparsers(dest="testbed_command", required=True, parser_class=_Parser)
@@ -157,13 +161,26 @@ def _scan(args: argparse.Namespace) -> int:
     domains = read_domain_list(args.domains_file) if args.domains_file else from_arguments(
         args.domains
     )
-    results = run_survey(
-        domains, args.out, resolver=args.resolver, port=args.port, ehlo_name=args.ehlo_name,
-        timeout=args.timeout, concurrency=args.concurrency,
-        per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
-        resume=args.resume, progress=args.progress,
-    )
+    try:
+        results = run_survey(
+            domains, args.out, resolver=args.resolver, port=args.port, ehlo_name=args.ehlo_name,
+            timeout=args.timeout, concurrency=args.concurrency,
+            per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
+            resume=args.resume, progress=args.progress, opt_out=args.opt_out,
+        )
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; tables of the finished work written to {args.out}/ "
+              "(rerun with --resume to finish)", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Probe threads (ours, non-daemon) may sit in a network call for up to a session's
+        # time budget, and Python would wait for them at exit; their results are not wanted.
+        os._exit(130)
     _print_summary(results, args.out)
+    if results.meta.get("smtp_port_blocked"):
+        print(f"{PROG}: warning: every host timed out or refused the connection while DNS "
+              f"worked: outbound port {args.port} is probably blocked on this network, so the "
+              "host statuses describe the network, not the mail servers", file=sys.stderr)
     return 0
 
 
@@ -209,3 +226,4 @@ def _print_summary(results: SurveyResults, out: Path) -> None:
 
     print(format_summary(results))
     print(f"\nTables written to {out}/")
+

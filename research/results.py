@@ -26,7 +26,11 @@ import pandas as pd
 from research.config import META_NAME, RAW_LOG_NAME
 from research.errors import ResultsError
 from research.rawlog import Record, read_records
-from research.schema import TABLES, column_names, dtypes
+from research.schema import TABLES, HostStatus, column_names, dtypes
+
+BLOCKED_MIN_HOSTS = 2
+"""Hosts with an address needed before ``smtp_port_blocked`` gives a verdict: one dead host is
+just a dead host."""
 
 
 @dataclass
@@ -129,7 +133,21 @@ def _meta(starts: list[Record], finished_at: str | None, results: SurveyResults)
             "host_status": dict(Counter(results.hosts["status"].dropna())),
             "dns_status": dict(Counter(results.domains["dns_status"].dropna())),
         },
+        "smtp_port_blocked": smtp_port_blocked(results.hosts),
     }
+
+
+def smtp_port_blocked(hosts: pd.DataFrame) -> bool | None:
+    """Whether the hosts look like a network that blocks outbound SMTP (see ``meta``).
+
+    DNS worked (the hosts have addresses), yet every one of them timed out or refused: a world
+    without mail servers is less likely than a firewall between the scanner and all of them.
+    """
+    unreachable = {HostStatus.TIMEOUT.value, HostStatus.REFUSED.value}
+    tried = hosts[hosts["ip"].notna() & (hosts["status"] != HostStatus.OPTED_OUT.value)]
+    if len(tried) < BLOCKED_MIN_HOSTS:
+        return None
+    return bool(tried["status"].isin(unreachable).all())
 
 
 def _version(dist: str) -> str | None:
@@ -170,6 +188,9 @@ def _atomic_write(path: Path, write: Any) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        with open(tmp, "rb") as written:
+            # On disk before the rename, so a crash leaves the old table or the new, never junk.
+            os.fsync(written.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -29,6 +29,8 @@ class DnsStatus(StrEnum):
     """SERVFAIL, REFUSED or no answer after retries; the reason is in ``error``."""
     INVALID = "invalid"
     """The input is not a valid domain name; nothing was looked up."""
+    OPTED_OUT = "opted_out"
+    """The domain is on the survey's opt-out list; nothing was looked up or contacted."""
 
 
 class HostStatus(StrEnum):
@@ -49,7 +51,10 @@ class HostStatus(StrEnum):
     REFUSED = "refused"
     """TCP connection refused or reset."""
     UNRESOLVED = "unresolved"
-    """The MX host name has no address, so there was nothing to connect to."""
+    """The MX host name has no address (or is an IP literal), so there was nothing to connect
+    to."""
+    OPTED_OUT = "opted_out"
+    """The MX host name or its address is on the survey's opt-out list; never contacted."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,9 @@ DOMAINS = _cols(
     ("dns_status", _STRING, "One of: " + ", ".join(s.value for s in DnsStatus) + "."),
     ("mx_count", _INT, "Number of MX hosts that mail would be sent to (implicit MX counts as 1; "
      "0 for null MX and failures)."),
-    ("error", _STRING, "Why the lookup failed or the input is invalid; null when fine."),
+    ("error", _STRING, "Why the lookup failed, the input is invalid or the domain was opted "
+     "out; or what is wrong with records that were still used (a null MX among other MX, an MX "
+     "target that is an alias); null when fine."),
 )
 
 MX = _cols(
@@ -147,7 +154,9 @@ HOSTS = _cols(
     ("cert_trusted_mozilla", _BOOL, "Chain validates for the MX host name against the Mozilla "
      "root store bundled with sslyze (a wrong name fails it too)."),
     ("cert_sha256", _STRING, "SHA-256 fingerprint of the leaf (hex)."),
-    ("error", _STRING, "Why the probe or a TLS check failed; null when fine."),
+    ("error", _STRING, "Why the probe or a TLS check failed, why the host was not contacted "
+     "(`unresolved`, `opted_out`), or what was odd on the way (e.g. EHLO refused, HELO "
+     "accepted); the server's reply is quoted where there was one. Null when fine."),
     ("scanned_at", _TIME, "When the probe of this host finished (UTC)."),
     ("duration_s", _FLOAT, "Wall time of the SMTP probe session, seconds (the TLS scan runs "
      "concurrently with other hosts' and is not included)."),
@@ -189,6 +198,10 @@ META_KEYS: dict[str, str] = {
     "joined by newlines).",
     "options": "Timeout, concurrency, resume and other scan options.",
     "counts": "Rows per table and hosts per status.",
+    "smtp_port_blocked": "True when every host with an address (at least two) timed out or "
+    "refused: outbound connections to `port` are probably blocked on the scanning network, so "
+    "the host statuses describe that network, not the servers. False otherwise; null when "
+    "fewer than two hosts had an address to try.",
 }
 
 

@@ -1,7 +1,9 @@
 """The survey runner: domains → MX → unique (MX host, IP) targets → SMTP probe → TLS scan.
 
 Each target is scanned once however many domains share it. Every finished domain, address
-lookup and host is appended to the raw log at once, so ``resume=True`` skips all finished work.
+lookup and host is appended to the raw log at once, so ``resume=True`` skips all finished work;
+an interrupt (Ctrl-C) still writes the tables of what finished. Names and addresses on the
+opt-out list are recorded as ``opted_out`` and never contacted.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from research.config import (
 )
 from research.errors import InputError
 from research.inputs import DomainInput, DomainList, from_arguments
+from research.optout import OptOutList, read_opt_out
 from research.rawlog import RawLogWriter, Record, read_records, repair
 from research.results import SurveyResults, build_tables, save_results
 from research.schema import TLS_VERSIONS, DnsStatus, HostStatus
@@ -47,6 +50,8 @@ class SurveyOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     per_host_connections: int = DEFAULT_PER_HOST_CONNECTIONS
     trust_ca: str | None = None
+    opt_out: str | None = None
+    """Where the opt-out list came from (a file path), if there was one."""
 
     def check(self) -> None:
         """Raises InputError for values no scan can run with."""
@@ -77,19 +82,27 @@ def run_survey(
     trust_ca: str | Path | None = None,
     resume: bool = False,
     progress: bool | None = None,
+    opt_out: OptOutList | str | Path | None = None,
 ) -> SurveyResults:
     """Survey ``domains`` and write the raw log, the tables and ``meta.json`` into ``out_dir``.
 
     ``resolver`` is a dnspython resolver, a list of ``IP[:PORT]`` servers, or ``None`` for the
     system's. ``progress=None`` shows progress bars on a terminal or in a notebook only.
+    ``opt_out`` is an opt-out list (or its file, see :mod:`research.optout`): what it covers is
+    recorded as ``opted_out`` and never contacted. On KeyboardInterrupt the tables of the work
+    finished so far are written, then the interrupt propagates.
 
     Raises:
-        InputError: bad options, an ``out_dir`` that cannot be written, an ``out_dir`` that already
-            holds a survey without ``resume``, or ``resume`` with a different domain list.
+        InputError: bad options, an unusable opt-out list, an ``out_dir`` that cannot be written,
+            an ``out_dir`` that already holds a survey without ``resume``, or ``resume`` with a
+            different domain list.
+        KeyboardInterrupt: passed on, after writing the tables.
     """
+    if opt_out is not None and not isinstance(opt_out, OptOutList):
+        opt_out = read_opt_out(opt_out)
     options = SurveyOptions(
         port, ehlo_name, timeout, concurrency, per_host_connections,
-        str(trust_ca) if trust_ca else None,
+        str(trust_ca) if trust_ca else None, opt_out.source if opt_out else None,
     )
     options.check()
     domain_list = domains if isinstance(domains, DomainList) else from_arguments(domains)
@@ -101,13 +114,22 @@ def run_survey(
     log_path = out / RAW_LOG_NAME
     repair(log_path)
     done = _Done.from_log(log_path, domain_list.sha256)
-    with RawLogWriter(log_path) as writer:
-        run = _Run(options, dns_resolver, writer, done, progress)
-        writer.append(run.start_record(domain_list))
-        run.resolve_domains(domain_list.entries)
-        targets = run.resolve_hosts()
-        run.scan_hosts(targets)
-        writer.append({"kind": "finish", "finished_at": _now()})
+    if done.opt_out is not None and opt_out is None:
+        # Resuming without the list would contact exactly those who asked not to be.
+        raise InputError(f"{out}: this survey was started with the opt-out list {done.opt_out}; "
+                         "pass --opt-out again to resume it")
+    try:
+        with RawLogWriter(log_path) as writer:
+            run = _Run(options, dns_resolver, writer, done, progress, opt_out)
+            writer.append(run.start_record(domain_list))
+            run.resolve_domains(domain_list.entries)
+            targets = run.resolve_hosts()
+            run.scan_hosts(targets)
+            writer.append({"kind": "finish", "finished_at": _now()})
+    except KeyboardInterrupt:
+        # Whatever finished is in the raw log: give the user its tables before stopping.
+        save_results(build_tables(read_records(log_path)), out)
+        raise
     results = build_tables(read_records(log_path))
     save_results(results, out)
     return results
@@ -138,6 +160,8 @@ class _Done:
     domains: dict[str, Record]
     addresses: dict[str, Record]
     hosts: set[tuple[str, str | None]]
+    opt_out: str | None = None
+    """The opt-out list an earlier run used, if any."""
 
     @classmethod
     def from_log(cls, path: Path, sha256: str) -> _Done:
@@ -148,6 +172,8 @@ class _Done:
                 raise InputError(
                     f"{path.parent}: --resume with a different domain list than the one started"
                 )
+            if kind == "start":
+                done.opt_out = (record.get("options") or {}).get("opt_out") or done.opt_out
             if kind == "domain":
                 done.domains[str(record["rank"]) + "\t" + record["input"]] = record
             elif kind == "addresses":
@@ -169,7 +195,9 @@ class _Run:
         writer: RawLogWriter,
         done: _Done,
         progress: bool | None,
+        opt_out: OptOutList | None = None,
     ) -> None:
+        self.opt_out = opt_out
         self.options = options
         self.resolver = resolver
         self.writer = writer
@@ -204,13 +232,19 @@ class _Run:
         """``work`` over ``items`` on the pool, yielding results as they finish, with a bar."""
         if not items:
             return
-        with self._bar(len(items), desc) as bar, ThreadPoolExecutor(
-            max_workers=self.options.concurrency
-        ) as pool:
-            futures: list[Future[R]] = [pool.submit(work, item) for item in items]
-            for future in as_completed(futures):
-                bar.update(1)
-                yield future.result()
+        pool = ThreadPoolExecutor(max_workers=self.options.concurrency)
+        try:
+            with self._bar(len(items), desc) as bar:
+                futures: list[Future[R]] = [pool.submit(work, item) for item in items]
+                for future in as_completed(futures):
+                    bar.update(1)
+                    yield future.result()
+        except BaseException:
+            # Interrupted (or the consumer stopped): drop the queued work and do not wait for
+            # the running work, whose results nobody will record.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
 
     def resolve_domains(self, entries: list[DomainInput]) -> None:
         todo = [e for e in entries if _entry_key(e) not in self.done.domains]
@@ -223,30 +257,78 @@ class _Run:
         if entry.domain is None:
             return {**base, "domain": entry.input.strip(), "dns_status": DnsStatus.INVALID.value,
                     "error": entry.error, "mx": []}
+        rule = self.opt_out.match_name(entry.domain) if self.opt_out else None
+        if rule is not None:
+            return {**base, "domain": entry.domain, "dns_status": DnsStatus.OPTED_OUT.value,
+                    "error": f"on the opt-out list ({rule}): not looked up", "mx": []}
         found = mxdns.resolve_mx(entry.domain, resolver=self.resolver)
         return {**base, "domain": entry.domain, "dns_status": found.status.value,
                 "error": found.error, "mx": [[m.preference, m.host] for m in found.mx]}
 
     def resolve_hosts(self) -> list[TlsTarget]:
         hosts = sorted({mx[1] for r in self.domain_records for mx in r["mx"]})
-        todo = [h for h in hosts if h not in self.done.addresses]
+        opted_out = self._opt_out_hosts(hosts)
+        todo = [h for h in hosts if h not in self.done.addresses and h not in opted_out]
         for record in self._parallel(todo, self._resolve_host, "DNS MX hosts"):
             self.append(record)
             self.done.addresses[record["mx_host"]] = record
+        self._note_aliases()
         targets: list[TlsTarget] = []
         for host in hosts:
+            if host in opted_out:
+                continue
             record = self.done.addresses[host]
             if not record["addresses"]:
                 if (host, None) not in self.done.hosts:
                     self.append(_unresolved_record(host, record["error"], self.options.port))
                 continue
-            targets.extend(TlsTarget(host, ip, self.options.port) for ip in record["addresses"])
+            for ip in record["addresses"]:
+                network = self.opt_out.match_ip(ip) if self.opt_out else None
+                if network is None:
+                    targets.append(TlsTarget(host, ip, self.options.port))
+                elif (host, ip) not in self.done.hosts:
+                    error = f"address in a network on the opt-out list ({network}): not contacted"
+                    self.append(_opted_out_record(host, ip, error, self.options.port))
         return [t for t in targets if (t.mx_host, t.ip) not in self.done.hosts]
+
+    def _opt_out_hosts(self, hosts: list[str]) -> set[str]:
+        """MX host names on the opt-out list, each recorded once (no address is looked up)."""
+        found = set()
+        for host in hosts:
+            rule = self.opt_out.match_name(host) if self.opt_out else None
+            if rule is None:
+                continue
+            found.add(host)
+            if (host, None) not in self.done.hosts:
+                error = f"on the opt-out list ({rule}): not looked up or contacted"
+                self.append(_opted_out_record(host, None, error, self.options.port))
+        return found
+
+    def _note_aliases(self) -> None:
+        """Note on each domain whose MX names an alias (CNAME) that RFC 2181 §10.3 forbids it.
+
+        The domain's record is appended again with the note; later records win in the tables
+        and on resume, so a resumed survey does not note twice.
+        """
+        aliases = {h: r["canonical"] for h, r in self.done.addresses.items()
+                   if r.get("canonical")}
+        for i, record in enumerate(self.domain_records):
+            if not aliases or record["dns_status"] != DnsStatus.MX.value:
+                continue
+            error = record.get("error") or ""
+            notes = [f"MX host {host} is an alias (CNAME) of {aliases[host]}, which RFC 2181 "
+                     "§10.3 forbids; followed, as mail servers do"
+                     for _, host in record["mx"] if host in aliases]
+            missing = [n for n in notes if n not in error]
+            if missing:
+                updated = {**record, "error": "; ".join([error, *missing] if error else missing)}
+                self.append(updated)
+                self.domain_records[i] = updated
 
     def _resolve_host(self, host: str) -> Record:
         found = mxdns.resolve_addresses(host, resolver=self.resolver)
         return {"kind": "addresses", "mx_host": host, "addresses": found.addresses,
-                "error": found.error}
+                "error": found.error, "canonical": found.canonical}
 
     def scan_hosts(self, targets: list[TlsTarget]) -> None:
         opts = self.options
@@ -276,6 +358,12 @@ class _Run:
 def _unresolved_record(host: str, error: str | None, port: int) -> Record:
     return {"kind": "host", "mx_host": host, "ip": None, "port": port,
             "status": HostStatus.UNRESOLVED.value, "error": error or "no address",
+            "ehlo_extensions": [], "cert_sans": [], "ciphers": [], "scanned_at": _now()}
+
+
+def _opted_out_record(host: str, ip: str | None, error: str, port: int) -> Record:
+    return {"kind": "host", "mx_host": host, "ip": ip, "port": port,
+            "status": HostStatus.OPTED_OUT.value, "error": error,
             "ehlo_extensions": [], "cert_sans": [], "ciphers": [], "scanned_at": _now()}
 
 

@@ -4,6 +4,11 @@
 - a name that exists without records of the asked type: NOERROR, empty answer, SOA in authority;
 - an undefined name under ``.test`` (including ``dns = "nxdomain"`` domains): NXDOMAIN;
 - ``dns = "servfail"``: SERVFAIL; ``dns = "timeout"``: no answer at all;
+- ``dns = "flaky"``: SERVFAIL for every other query of the name, the real answer in between;
+- a host's ``aliases``: CNAME to the host, followed by the host's records of the asked type;
+- over UDP, an answer larger than the client can take (512 bytes, or its EDNS size) comes back
+  empty with TC set, so the client must ask again over TCP; for ``dns = "truncate"`` every
+  UDP answer does;
 - anything outside ``.test``: REFUSED, since this is no recursive resolver.
 """
 
@@ -15,7 +20,7 @@ import socketserver
 import threading
 from typing import Any
 
-from dnslib import AAAA, MX, QTYPE, RCODE, RR, SOA, A, DNSError, DNSRecord
+from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, SOA, A, DNSError, DNSRecord
 from dnslib.server import DNSHandler, DNSServer
 
 from research.testbed.scenario import TLD, DnsMode, Scenario
@@ -24,6 +29,9 @@ TTL = 300
 _POLL_INTERVAL = 0.05
 _ZONE = TLD + "."
 _SOA = SOA("testbed.invalid.", "hostmaster.testbed.invalid.", (1, 3600, 600, 86400, TTL))
+_UDP_SIZE = 512
+"""What a client without EDNS can take over UDP (RFC 1035 §4.2.1)."""
+_SERVING = (DnsMode.OK, DnsMode.TRUNCATE, DnsMode.FLAKY)
 
 
 class PortBusyError(OSError):
@@ -45,22 +53,30 @@ class ScenarioResolver:
             for ip in host.addresses:
                 qtype, rdata = (QTYPE.AAAA, AAAA(ip)) if ":" in ip else (QTYPE.A, A(ip))
                 self._add(host.name, qtype, rdata)
+        self._aliases = {alias: host.name for host in scenario.hosts for alias in host.aliases}
         self._servfail: set[str] = set()
         self._drop: set[str] = set()
+        self._truncate: set[str] = set()
+        self._flaky: dict[str, int] = {}
+        self._flaky_lock = threading.Lock()
         for domain in scenario.domains:
             if domain.dns is DnsMode.SERVFAIL:
                 self._servfail.add(domain.name)
             elif domain.dns is DnsMode.TIMEOUT:
                 self._drop.add(domain.name)
-            elif domain.dns is DnsMode.OK:
+            elif domain.dns in _SERVING:
                 self._records.setdefault(domain.name, {})
-                if domain.null_mx:
+                if domain.null_mx or domain.mixed_null_mx:
                     self._add(domain.name, QTYPE.MX, MX(".", 0))
                 for preference, target in domain.mx:
                     self._add(domain.name, QTYPE.MX, MX(target + ".", preference))
+            if domain.dns is DnsMode.TRUNCATE:
+                self._truncate.add(domain.name)
+            elif domain.dns is DnsMode.FLAKY:
+                self._flaky[domain.name] = 0
         # RFC 8020: the parents of defined names exist (empty non-terminals answer NOERROR).
         self._existing: set[str] = {TLD}
-        for name in self._records.keys() | self._servfail | self._drop:
+        for name in self._records.keys() | self._aliases.keys() | self._servfail | self._drop:
             labels = name.split(".")
             self._existing.update(".".join(labels[i:]) for i in range(len(labels)))
 
@@ -82,21 +98,52 @@ class ScenarioResolver:
             reply.header.aa = 0
             reply.header.rcode = RCODE.REFUSED
             return reply
-        if name in self._servfail:
+        if name in self._servfail or self._flaky_fails(name):
             reply.header.rcode = RCODE.SERVFAIL
             return reply
         if name not in self._existing:
             reply.header.rcode = RCODE.NXDOMAIN
             reply.add_auth(RR(_ZONE, QTYPE.SOA, rdata=_SOA, ttl=TTL))
             return reply
-        records = self._records.get(name, {})
+        owner = name
+        if name in self._aliases:
+            # Like any authoritative server: the CNAME, then the target's in-zone records.
+            owner = self._aliases[name]
+            reply.add_answer(RR(name + ".", QTYPE.CNAME, rdata=CNAME(owner + "."), ttl=TTL))
+            if qtype == QTYPE.CNAME:
+                return reply
+        records = self._records.get(owner, {})
         answers = [rr for rrs in records.values() for rr in rrs] if qtype == QTYPE.ANY else (
             records.get(qtype, []))
         for rr in answers:
             reply.add_answer(rr)
-        if not answers:
+        if not reply.rr:
             reply.add_auth(RR(_ZONE, QTYPE.SOA, rdata=_SOA, ttl=TTL))
-        return reply
+        return self._fit(request, reply, handler, name)
+
+    def _flaky_fails(self, name: str) -> bool:
+        if name not in self._flaky:
+            return False
+        with self._flaky_lock:  # server threads answer concurrently
+            self._flaky[name] += 1
+            return self._flaky[name] % 2 == 1
+
+    def _fit(self, request: DNSRecord, reply: DNSRecord, handler: DNSHandler,
+             name: str) -> DNSRecord:
+        """``reply``, or over UDP an empty truncated (TC) one if it is too big for the client."""
+        if getattr(handler, "protocol", "udp") != "udp":
+            return reply
+        limit = _UDP_SIZE
+        for rr in request.ar:
+            if rr.rtype == QTYPE.OPT:
+                limit = max(limit, rr.rclass)  # EDNS: the class field is the UDP size
+        if name not in self._truncate and len(reply.pack()) <= limit:
+            return reply
+        # dnslib's own truncate() drops the question, and resolvers reject such an answer as
+        # not matching their query: keep the question, drop every record.
+        truncated = request.reply()
+        truncated.header.tc = 1
+        return truncated
 
 
 class _QuietLogger:

@@ -14,7 +14,10 @@ A scenario is a TOML file ``data/testbed/NAME.toml`` with three parts::
     name = "mx1.example.test"
     addresses = ["127.0.10.1"]      # 127.0.0.0/8 except 127.0.0.1, or "::1"; [] = no A/AAAA
     behaviour = "normal"            # normal | reject_starttls | tls_garbage | greeting_error
-                                    # | tarpit | down
+                                    # | tarpit | down, or a hostile one (see Behaviour):
+                                    # slow_banner | helo_only | tls_alert | tls_reset | http
+                                    # | endless_line | endless_continuation
+                                    # | reset_after_banner | blackhole
     starttls = true                 # normal only; default true
     tls_min = "1.0"                 # normal + starttls only; default "1.2"
     tls_max = "1.3"                 # default "1.3"
@@ -22,15 +25,25 @@ A scenario is a TOML file ``data/testbed/NAME.toml`` with three parts::
     certificate = "ca"              # ca | self_signed | wrong_name | expired; default "ca"
     software = "Postfix"            # banner: "220 <name> ESMTP <software>"
     greeting = "554 5.7.1 ..."      # greeting_error only, required there
+    flood_bytes = 1048576           # endless_line / endless_continuation only: bytes sent
+                                    # before hanging up (default 64 MiB)
+    aliases = ["mx-alias.example.test"]  # names served as CNAMEs to this host (RFC 2181
+                                    # §10.3 forbids an MX pointing at one; mx may still do it)
     expect = { status = "starttls", versions = ["TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"] }
+                                    # optional error = "..." : text the scan's error must contain
 
     [[domains]]                     # one entry of the domain list
     name = "example.test"
     rank = 1                        # default: position in the file
     mx = [[10, "mx1.example.test"]] # or null_mx = true, or implicit_mx = true (A/AAAA come from
                                     # the [[hosts]] entry of the same name), or nothing (no mail)
-    dns = "ok"                      # ok | nxdomain | servfail | timeout
-    expect = { dns_status = "mx" }
+    dns = "ok"                      # ok | nxdomain | servfail | timeout | truncate | flaky
+    mixed_null_mx = true            # also serve MX 0 "." beside mx (invalid per RFC 7505)
+    expect = { dns_status = "mx" }  # optional error = "..." as for hosts
+
+A host whose ``name`` is an IPv4 address stands for an MX record pointing at an IP literal
+(RFC 5321 §5.1 forbids it): it takes only ``name``, ``addresses = []`` and ``expect``, and
+nothing listens for it.
 
 Every ``expect`` is checked against what the rest of the file implies, so a scenario cannot
 silently disagree with its own ground truth. All names must lie under ``.test`` (RFC 2606).
@@ -73,6 +86,25 @@ class Behaviour(StrEnum):
     GREETING_ERROR = "greeting_error"
     TARPIT = "tarpit"
     DOWN = "down"
+    # Hostile or broken servers (research.testbed.hostile):
+    SLOW_BANNER = "slow_banner"
+    """An endless multi-line greeting, sent one byte at a time."""
+    HELO_ONLY = "helo_only"
+    """Refuses EHLO (502), accepts HELO: an ancient or stripped-down server."""
+    TLS_ALERT = "tls_alert"
+    """Accepts STARTTLS, answers the ClientHello with a fatal TLS alert."""
+    TLS_RESET = "tls_reset"
+    """Accepts STARTTLS, resets the connection once the ClientHello arrives."""
+    HTTP = "http"
+    """A web server on the SMTP port."""
+    ENDLESS_LINE = "endless_line"
+    """A greeting line that never ends (``flood_bytes`` long, no newline)."""
+    ENDLESS_CONTINUATION = "endless_continuation"
+    """Answers EHLO with ``250-`` continuation lines, ``flood_bytes`` of them."""
+    RESET_AFTER_BANNER = "reset_after_banner"
+    """Greets, then resets the connection at the first command."""
+    BLACKHOLE = "blackhole"
+    """Connection attempts are silently dropped, like a firewall's DROP rule."""
 
 
 class Certificate(StrEnum):
@@ -94,6 +126,13 @@ class DnsMode(StrEnum):
     SERVFAIL = "servfail"
     TIMEOUT = "timeout"
     """Queries for the name are dropped."""
+    TRUNCATE = "truncate"
+    """UDP answers for the name are truncated (TC): only TCP gets the records."""
+    FLAKY = "flaky"
+    """Every other query for the name gets SERVFAIL, starting with the first."""
+
+
+_DNS_SERVING_RECORDS = (DnsMode.OK, DnsMode.TRUNCATE, DnsMode.FLAKY)
 
 
 _IMPLIED_STATUS: dict[Behaviour, HostStatus] = {
@@ -102,7 +141,17 @@ _IMPLIED_STATUS: dict[Behaviour, HostStatus] = {
     Behaviour.GREETING_ERROR: HostStatus.SMTP_ERROR,
     Behaviour.TARPIT: HostStatus.TIMEOUT,
     Behaviour.DOWN: HostStatus.REFUSED,
+    Behaviour.SLOW_BANNER: HostStatus.TIMEOUT,
+    Behaviour.HELO_ONLY: HostStatus.NO_STARTTLS,
+    Behaviour.TLS_ALERT: HostStatus.TLS_FAILED,
+    Behaviour.TLS_RESET: HostStatus.TLS_FAILED,
+    Behaviour.HTTP: HostStatus.SMTP_ERROR,
+    Behaviour.ENDLESS_LINE: HostStatus.SMTP_ERROR,
+    Behaviour.ENDLESS_CONTINUATION: HostStatus.SMTP_ERROR,
+    Behaviour.RESET_AFTER_BANNER: HostStatus.REFUSED,
+    Behaviour.BLACKHOLE: HostStatus.TIMEOUT,
 }
+_FLOODS = (Behaviour.ENDLESS_LINE, Behaviour.ENDLESS_CONTINUATION)
 _MAIL_STATUSES = (DnsStatus.MX, DnsStatus.IMPLICIT_MX)
 
 
@@ -128,6 +177,12 @@ class Host:
     expect_status: HostStatus
     expect_versions: tuple[str, ...]
     """Version labels (``research.schema`` style, e.g. ``"TLS 1.2"``) the scan must find."""
+    flood_bytes: int | None = None
+    """Bytes an ``endless_*`` host sends before hanging up; None for the default."""
+    aliases: tuple[str, ...] = ()
+    """Names the DNS server serves as CNAMEs pointing at this host."""
+    expect_error: str | None = None
+    """Text the scan's ``error`` for this host must contain, if given."""
 
     @property
     def serves_tls(self) -> bool:
@@ -159,6 +214,10 @@ class Domain:
     null_mx: bool
     implicit_mx: bool
     expect_dns_status: DnsStatus
+    mixed_null_mx: bool = False
+    """A null MX (``MX 0 .``) is served beside the ``mx`` records (invalid per RFC 7505)."""
+    expect_error: str | None = None
+    """Text the scan's ``error`` for this domain must contain, if given."""
 
     @property
     def mail_hosts(self) -> tuple[str, ...]:
@@ -195,6 +254,13 @@ class Scenario:
                 return host
         raise KeyError(name)
 
+    def alias_target(self, name: str) -> Host | None:
+        """The host that ``name`` is a CNAME alias of, or None if it is no alias."""
+        for host in self.hosts:
+            if name in host.aliases:
+                return host
+        return None
+
     def domain(self, name: str) -> Domain:
         """The domain called ``name``; raises KeyError if there is none."""
         for domain in self.domains:
@@ -219,6 +285,8 @@ class Scenario:
         no such host accepts TLS 1.2 or newer: a sender requiring TLS 1.2 could not reach them.
         """
         by_name = {h.name: h for h in self.hosts}
+        # An alias (CNAME) leads to the host it names.
+        by_name.update({a: h for h in self.hosts for a in h.aliases})
         no_starttls = no_tls_1_2 = 0
         for domain in self.domains:
             if domain.expect_dns_status not in _MAIL_STATUSES:
@@ -326,6 +394,8 @@ class _Parser:
     def host(self, index: int, raw: Any) -> Host:
         where = f"hosts[{index}]"
         raw = _table(raw, where)
+        if _is_ipv4(raw.get("name")):
+            return self.ip_literal_host(raw)
         name = _name(raw.get("name"), f"{where}.name")
         where = f"host {name}"
         _keys(
@@ -333,7 +403,7 @@ class _Parser:
             where,
             required={"name", "addresses", "expect"},
             optional={"behaviour", "starttls", "tls_min", "tls_max", "ciphers", "certificate",
-                      "software", "greeting"},
+                      "software", "greeting", "flood_bytes", "aliases"},
         )
         addresses = tuple(_address(a, f"{where}: addresses")
                           for a in _list(raw["addresses"], f"{where}.addresses"))
@@ -370,6 +440,17 @@ class _Parser:
         software = _str(raw.get("software", "Postfix"), f"{where}: software")
         if not re.fullmatch(r"[\x20-\x7e]+", software):
             raise _Invalid(f"{where}: software must be printable ASCII")
+        flood_bytes = None
+        if "flood_bytes" in raw:
+            if behaviour not in _FLOODS:
+                raise _Invalid(f"{where}: 'flood_bytes' applies to behaviours "
+                               f"{', '.join(repr(b.value) for b in _FLOODS)} only")
+            flood_bytes = raw["flood_bytes"]
+            if not isinstance(flood_bytes, int) or isinstance(flood_bytes, bool) or (
+                    flood_bytes < 1):
+                raise _Invalid(f"{where}: flood_bytes must be a positive integer")
+        aliases = tuple(_name(a, f"{where}: aliases")
+                        for a in _list(raw.get("aliases", []), f"{where}.aliases"))
 
         host = Host(
             name=name,
@@ -384,8 +465,10 @@ class _Parser:
             greeting=greeting,
             expect_status=HostStatus.STARTTLS,
             expect_versions=(),
+            flood_bytes=flood_bytes,
+            aliases=aliases,
         )
-        status, versions = self.host_expect(raw["expect"], where)
+        status, versions, error = self.host_expect(raw["expect"], where)
         implied = _implied_status(host)
         if status is not implied:
             raise _Invalid(f"{where}: expect.status is {status.value!r} but the host's "
@@ -395,11 +478,28 @@ class _Parser:
         if versions != implied_versions:
             raise _Invalid(f"{where}: expect.versions is {list(versions)} but the host's "
                            f"settings give {list(implied_versions)}")
-        return replace(host, expect_status=status, expect_versions=versions)
+        return replace(host, expect_status=status, expect_versions=versions, expect_error=error)
 
-    def host_expect(self, raw: Any, where: str) -> tuple[HostStatus, tuple[str, ...]]:
+    def ip_literal_host(self, raw: dict[str, Any]) -> Host:
+        name = str(ipaddress.IPv4Address(raw["name"]))
+        where = f"host {name}"
+        _keys(raw, where, required={"name", "addresses", "expect"})
+        if _list(raw["addresses"], f"{where}.addresses"):
+            raise _Invalid(f"{where}: an IP-literal MX target has no addresses of its own; "
+                           "use addresses = []")
+        status, versions, error = self.host_expect(raw["expect"], where)
+        if status is not HostStatus.UNRESOLVED or versions:
+            raise _Invalid(f"{where}: expect.status is {status.value!r} but an IP-literal MX "
+                           "target gives 'unresolved'")
+        return Host(name=name, addresses=(), behaviour=Behaviour.NORMAL, starttls=False,
+                    tls_min=None, tls_max=None, ciphers=None, certificate=None,
+                    software="Postfix", greeting=None, expect_status=status,
+                    expect_versions=(), expect_error=error)
+
+    def host_expect(self, raw: Any, where: str
+                    ) -> tuple[HostStatus, tuple[str, ...], str | None]:
         raw = _table(raw, f"{where}: expect")
-        _keys(raw, f"{where}: expect", required={"status"}, optional={"versions"})
+        _keys(raw, f"{where}: expect", required={"status"}, optional={"versions", "error"})
         status = _enum(HostStatus, raw["status"], f"{where}: expect.status")
         versions = tuple(
             _str(v, f"{where}: expect.versions") for v in _list(raw.get("versions", []),
@@ -408,7 +508,8 @@ class _Parser:
         bad = [v for v in versions if v not in _LABEL_BY_NAME.values()]
         if bad:
             raise _Invalid(f"{where}: expect.versions has {bad[0]!r}; use labels like 'TLS 1.2'")
-        return status, versions
+        error = _str(raw["error"], f"{where}: expect.error") if "error" in raw else None
+        return status, versions, error
 
     def domain(self, index: int, raw: Any) -> Domain:
         where = f"domains[{index}]"
@@ -416,7 +517,7 @@ class _Parser:
         name = _name(raw.get("name"), f"{where}.name")
         where = f"domain {name}"
         _keys(raw, where, required={"name", "expect"},
-              optional={"rank", "mx", "null_mx", "implicit_mx", "dns"})
+              optional={"rank", "mx", "null_mx", "implicit_mx", "dns", "mixed_null_mx"})
         rank = raw.get("rank", index + 1)
         if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
             raise _Invalid(f"{where}: rank must be a positive integer")
@@ -430,13 +531,18 @@ class _Parser:
                                  ("implicit_mx", implicit_mx)) if on]
         if len(kinds) > 1:
             raise _Invalid(f"{where}: {kinds[0]} and {kinds[1]} exclude each other")
-        if kinds and dns is not DnsMode.OK:
+        if kinds and dns not in _DNS_SERVING_RECORDS:
             raise _Invalid(f"{where}: dns = {dns.value!r} serves no records, so {kinds[0]} "
                            "makes no sense")
+        mixed_null_mx = _bool(raw.get("mixed_null_mx", False), f"{where}: mixed_null_mx")
+        if mixed_null_mx and not mx:
+            raise _Invalid(f"{where}: mixed_null_mx needs mx records to mix with")
         expect = _table(raw["expect"], f"{where}: expect")
-        _keys(expect, f"{where}: expect", required={"dns_status"})
+        _keys(expect, f"{where}: expect", required={"dns_status"}, optional={"error"})
         dns_status = _enum(DnsStatus, expect["dns_status"], f"{where}: expect.dns_status")
-        domain = Domain(name, rank, dns, mx, null_mx, implicit_mx, dns_status)
+        error = _str(expect["error"], f"{where}: expect.error") if "error" in expect else None
+        domain = Domain(name, rank, dns, mx, null_mx, implicit_mx, dns_status,
+                        mixed_null_mx=mixed_null_mx, expect_error=error)
         implied = _implied_dns_status(domain)
         if dns_status is not implied:
             raise _Invalid(f"{where}: expect.dns_status is {dns_status.value!r} but the "
@@ -448,11 +554,19 @@ class _Parser:
         if not (isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], int)
                 and not isinstance(raw[0], bool) and 0 <= raw[0] <= 65535):
             raise _Invalid(f"{where}: each mx entry must be [preference 0-65535, \"host name\"]")
+        if _is_ipv4(raw[1]):
+            return raw[0], str(ipaddress.IPv4Address(raw[1]))
         return raw[0], _name(raw[1], f"{where}: mx host")
 
     @staticmethod
     def cross_check(hosts: list[Host], domains: list[Domain]) -> None:
-        host_names = {h.name for h in hosts}
+        alias_of = {alias: h.name for h in hosts for alias in h.aliases}
+        _no_duplicates((a for h in hosts for a in h.aliases), "alias")
+        taken = sorted(set(alias_of) & ({h.name for h in hosts} | {d.name for d in domains}))
+        if taken:
+            raise _Invalid(f"alias {taken[0]!r}: a CNAME cannot share its name with a host or "
+                           "domain")
+        host_names = {h.name for h in hosts} | set(alias_of)
         existing = host_names | {d.name for d in domains if d.dns is not DnsMode.NXDOMAIN}
         used: set[str] = set()
         for domain in domains:
@@ -463,6 +577,7 @@ class _Parser:
                         "mx names a host")
                     raise _Invalid(f"{where}: {what} {target!r} that is not defined")
             used.update(domain.mail_hosts)
+            used.update(alias_of[h] for h in domain.mail_hosts if h in alias_of)
             if domain.dns is DnsMode.OK and not domain.mx and not domain.null_mx and (
                     not domain.implicit_mx and domain.name in host_names):
                 raise _Invalid(f"{where}: has address records (a host of the same name) but no "
@@ -501,7 +616,7 @@ def _implied_status(host: Host) -> HostStatus:
 def _implied_dns_status(domain: Domain) -> DnsStatus:
     if domain.dns is DnsMode.NXDOMAIN:
         return DnsStatus.NXDOMAIN
-    if domain.dns is not DnsMode.OK:
+    if domain.dns not in _DNS_SERVING_RECORDS:
         return DnsStatus.DNS_ERROR
     if domain.null_mx:
         return DnsStatus.NULL_MX
@@ -558,6 +673,16 @@ def _name(raw: Any, where: str) -> str:
     if len(name) > 253 or not _NAME_RE.fullmatch(name):
         raise _Invalid(f"{where} {raw!r} is not a host name under .{TLD}")
     return name
+
+
+def _is_ipv4(raw: Any) -> bool:
+    if not isinstance(raw, str):
+        return False
+    try:
+        ipaddress.IPv4Address(raw)
+    except ValueError:
+        return False
+    return True
 
 
 def _address(raw: Any, where: str) -> str:
