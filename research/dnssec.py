@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dns._features
 import dns.dnssec
 import dns.exception
 import dns.flags
@@ -73,7 +74,7 @@ def parse_anchors(text: str, source: str = "") -> TrustAnchors:
         InputError: the text is not zone-file syntax, has another type, or holds no anchor.
     """
     try:
-        rrsets = dns.zonefile.read_rrsets(text, default_ttl=0, relativize=False)
+        rrsets = dns.zonefile.read_rrsets(text, rdclass=None, default_ttl=0, relativize=False)
     except (dns.exception.DNSException, ValueError) as exc:
         raise InputError(f"{source or 'trust anchors'}: not DS/DNSKEY records ({exc})") from None
     ds: dict[dns.name.Name, list[DS]] = {}
@@ -127,6 +128,11 @@ class DnssecResolver:
 
     def __init__(self, resolver: dns.resolver.Resolver, anchors: TrustAnchors | None = None,
                  *, retries: int = DNS_RETRIES) -> None:
+        """Raises InputError when ``anchors`` are given but dnspython cannot validate (its
+        DNSSEC support needs a compatible ``cryptography``)."""
+        if anchors is not None and not dns._features.have("dnssec"):
+            raise InputError("DNSSEC validation is unavailable: dnspython's dns.dnssec needs a "
+                             "newer cryptography than the one installed")
         self.anchors = anchors
         self.retries = retries
         self._resolver = dns.resolver.Resolver(configure=False)
@@ -275,7 +281,7 @@ def _empty_sigs(zone: dns.name.Name) -> dns.rrset.RRset:
 def _matches_any(zone: dns.name.Name, key: DNSKEY, ds_records: list[DS]) -> bool:
     for ds in ds_records:
         try:
-            made = dns.dnssec.make_ds(zone, key, ds.digest_type)
+            made = dns.dnssec.make_ds(zone, key, ds.digest_type, validating=True)
         except (dns.dnssec.UnsupportedAlgorithm, dns.dnssec.DeniedByPolicy, ValueError):
             continue
         if made == ds:
