@@ -736,8 +736,8 @@ _DANE_HOST_OUTCOMES = ("authenticated", "encrypted", "opportunistic", "unreachab
 _MTA_STS_VERDICTS = ("none", "invalid-record", "multiple-records", "dns-error", "fetch-failed",
                      "invalid-policy", "mode-none", "testing", "enforce-ok", "enforce-degraded",
                      "enforce-breaks", "enforce-unreachable")
-_DANE_VERDICTS = ("none", "mx-insecure", "insecure", "ok", "unusable", "degraded", "breaks",
-                  "unreachable")
+_DANE_VERDICTS = ("none", "mx-insecure", "mx-bogus", "insecure", "ok", "unusable", "degraded",
+                  "breaks", "unreachable")
 _CERT_RESULTS: dict[Certificate, TlsResult] = {
     Certificate.CA: TlsResult.OK,
     Certificate.EXPIRED: TlsResult.CERTIFICATE_EXPIRED,
