@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,7 +158,7 @@ def _sha256(data: bytes) -> str:
     return digest.finalize().hex()
 
 
-def chain_from_rows(rows: Sequence[dict[str, Any]]) -> list[x509.Certificate]:
+def chain_from_rows(rows: Sequence[Mapping[Any, Any]]) -> list[x509.Certificate]:
     """The chain back from ``certificates`` rows (sorted by ``position``); rows whose DER does
     not parse are skipped."""
     chain = []
