@@ -115,6 +115,11 @@ def _add_scan_options(p: argparse.ArgumentParser, *, out_required: bool) -> None
                    dest="per_host_connections", help="connections to one host at once")
     p.add_argument("--trust-ca", type=Path, metavar="FILE",
                    help="extra PEM root certificates for the certificate check")
+    p.add_argument("--mta-sts-port", type=_port, default=443, metavar="N",
+                   help="HTTPS port of MTA-STS policy hosts (443)")
+    p.add_argument("--dnssec-anchor", type=Path, metavar="FILE",
+                   help="DS/DNSKEY trust anchors: validate DNSSEC here instead of trusting "
+                   "the resolver's AD bit")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars (default: on a terminal)")
 
@@ -154,6 +159,8 @@ def _scan(args: argparse.Namespace) -> int:
         raise SurveyError("give either DOMAIN arguments or --domains FILE")
     if args.trust_ca is not None and not args.trust_ca.is_file():
         raise SurveyError(f"{args.trust_ca}: --trust-ca file not found")
+    if args.dnssec_anchor is not None and not args.dnssec_anchor.is_file():
+        raise SurveyError(f"{args.dnssec_anchor}: --dnssec-anchor file not found")
     domains = read_domain_list(args.domains_file) if args.domains_file else from_arguments(
         args.domains
     )
@@ -161,7 +168,8 @@ def _scan(args: argparse.Namespace) -> int:
         domains, args.out, resolver=args.resolver, port=args.port, ehlo_name=args.ehlo_name,
         timeout=args.timeout, concurrency=args.concurrency,
         per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
-        resume=args.resume, progress=args.progress,
+        resume=args.resume, progress=args.progress, mta_sts_port=args.mta_sts_port,
+        dnssec_anchor=args.dnssec_anchor,
     )
     _print_summary(results, args.out)
     return 0

@@ -40,6 +40,7 @@ from research.analysis.core import (
 from research.analysis.enforcement import (
     READINESS,
     certificate_names,
+    dane_hosts,
     dane_verdicts,
     enforcement_readiness,
     failure_types,
@@ -92,6 +93,7 @@ __all__ = [
     "cipher_version_summary",
     "classify_cipher",
     "compare",
+    "dane_hosts",
     "dane_verdicts",
     "default_policies",
     "diary_summary",

@@ -401,6 +401,31 @@ def _enforce_verdict(outcomes: list[tuple[str, str, str | None]], prefix: str) -
     return prefix + ("ok" if accepted else UNREACHABLE)
 
 
+def dane_hosts(results: SurveyResults) -> pd.DataFrame:
+    """Per (mail domain, MX host): what a DANE sender does with the host. ``outcome`` is
+    ``authenticated`` (every answering IP matched usable TLSA records), ``encrypted`` (secure
+    TLSA, none usable: TLS without authentication), ``opportunistic`` (DANE does not apply: no
+    or insecure TLSA, or an MX RRset that is not secure), ``unreachable``, or the RFC 8460 type
+    it is refused with (``tlsa-invalid``, ``dnssec-invalid``, ``starttls-not-supported``)."""
+    t = targets(results)
+    matches = ip_dane_matches(results)
+    matched = {str(h) for h, g in matches.groupby("mx_host") if g["dane_match"].all()}
+    rows = []
+    for (domain, host), group in t.groupby(["domain", "mx_host"], sort=False):
+        outcome, why = _lift(group, "dane_failure")
+        state = "required" if (group["dane_state"] == "required").any() else OPPORTUNISTIC
+        if outcome == "refused":
+            label = str(why)
+        elif outcome == UNREACHABLE:
+            label = UNREACHABLE
+        elif state == OPPORTUNISTIC:
+            label = OPPORTUNISTIC
+        else:
+            label = AUTHENTICATED if str(host) in matched else ENCRYPTED
+        rows.append({"domain": domain, "mx_host": host, "outcome": label})
+    return pd.DataFrame(rows, columns=["domain", "mx_host", "outcome"]).astype("string")
+
+
 _DANE_COLUMNS = ["domain", "rank", "verdict", "mx_dnssec", "dnssec_method", "mx_hosts",
                  "tlsa_hosts", "dane_hosts", "coverage", "authenticated", "refused",
                  "refused_reasons", "would_lose_mail"]
