@@ -452,7 +452,7 @@ def plot_enforcement_readiness(results: SurveyResults) -> Figure:
     counts = [int((mail["readiness"] == c).sum()) for c in cats]
     fig = _figure(10, 4.2)
     ax = fig.add_subplot()
-    colours = ["#009E73", "#E69F00", "#D55E00", "#56B4E9", "#CC79A7", "#999999"]
+    colours = ["#009E73", "#E69F00", "#D55E00", "#56B4E9", "#CC79A7", "#BBBBBB", "#999999"]
     _hbars(ax, cats, counts, len(mail), colours)
     ax.set_xlabel("Domains")
     ax.set_ylabel("Readiness")

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -77,10 +78,11 @@ READY_ENFORCED_OK = "enforced: every MX host passes"
 READY_NOT_ENFORCED_OK = "not enforced: every MX host passes WebPKI"
 READY_NOT_ENFORCED_FAILING = "not enforced: some MX host fails WebPKI"
 READY_UNREACHABLE = "no reachable MX host"
+READY_NOT_MEASURED = "not measured (no certificate verdicts)"
 READY_NO_MAIL = "no MX hosts"
 READINESS: tuple[str, ...] = (READY_ENFORCED_OK, READY_ENFORCED_DEGRADED, READY_ENFORCED_LOSING,
                               READY_NOT_ENFORCED_OK, READY_NOT_ENFORCED_FAILING,
-                              READY_UNREACHABLE, READY_NO_MAIL)
+                              READY_NOT_MEASURED, READY_UNREACHABLE, READY_NO_MAIL)
 """Every value of :func:`enforcement_readiness`'s ``readiness``, best first."""
 
 
@@ -531,8 +533,11 @@ def enforcement_readiness(results: SurveyResults) -> pd.DataFrame:
     dane = _by_key(dane_verdicts(results), "domain")
     report = _by_key(table(results, "tlsrpt"), "domain")
     names = certificate_names(results)
-    web = {str(h): _str(r) for h, r in zip(*(host_webpki(results)[c] for c in
-                                              ("mx_host", "webpki_result")), strict=True)}
+    webpki = host_webpki(results)
+    web = {str(h): _str(r) for h, r in zip(webpki["mx_host"], webpki["webpki_result"],
+                                           strict=True)}
+    reached = {str(h) for h, k in zip(webpki["mx_host"], webpki["ips_answered"], strict=True)
+               if k > 0}
     mx = mx_rows(results)
     hosts_of = {str(d): list(dict.fromkeys(g["mx_host"])) for d, g in mx.groupby("domain")}
     rows = []
@@ -563,7 +568,8 @@ def enforcement_readiness(results: SurveyResults) -> pd.DataFrame:
             "dane_refused": [] if d is None else list(d["refused"]),
             "dane_would_lose_mail": None if d is None else bool(d["would_lose_mail"]),
         }
-        row["readiness"] = _readiness(row, mail, bool(answered))
+        row["readiness"] = _readiness(row, mail, bool(answered),
+                                      any(h in reached for h in hosts))
         rows.append(row)
     return pd.DataFrame(rows, columns=_READINESS_COLUMNS).astype(
         {"domain": "string", "rank": "Int64", "dns_status": "string", "readiness": "string",
@@ -580,7 +586,7 @@ _ENFORCED = {"enforce-ok": READY_ENFORCED_OK, "enforce-degraded": READY_ENFORCED
              "breaks": READY_ENFORCED_LOSING, "mx-bogus": READY_ENFORCED_LOSING}
 
 
-def _readiness(row: dict[str, Any], mail: bool, answered: bool) -> str:
+def _readiness(row: dict[str, Any], mail: bool, answered: bool, reached: bool) -> str:
     if not mail:
         return READY_NO_MAIL
     enforced = [_ENFORCED[v] for v in (row["mta_sts_verdict"], row["dane_verdict"])
@@ -588,8 +594,10 @@ def _readiness(row: dict[str, Any], mail: bool, answered: bool) -> str:
     if enforced:
         # The worst of the two mechanisms decides: a sender may honour either.
         return max(enforced, key=READINESS.index)
-    if not answered:
+    if not reached:
         return READY_UNREACHABLE
+    if not answered:
+        return READY_NOT_MEASURED
     return READY_NOT_ENFORCED_OK if row["webpki_ready"] else READY_NOT_ENFORCED_FAILING
 
 
@@ -695,3 +703,82 @@ def _counts(unit: str, values: list[str]) -> list[dict[str, Any]]:
                      else len(RESULT_ORDER))
     return [{"unit": unit, "result": r, "count": values.count(r), "total": total,
              "share": values.count(r) / total if total else math.nan} for r in present]
+
+
+def describe(results: SurveyResults) -> str:
+    """The enforcement findings as plain sentences, one a line, saying "none published" where a
+    mechanism is absent (e.g. on a survey from before MTA-STS and DANE were looked up)."""
+    ready = enforcement_readiness(results)
+    mail = ready[ready["readiness"] != READY_NO_MAIL]
+    n = len(mail)
+    if not n:
+        return "No domain with MX hosts: nothing to enforce TLS to."
+    hosts = host_webpki(results)
+    answered = hosts[hosts["webpki_result"].notna()]
+    ok = int((answered["webpki_result"] == "ok").sum())
+    failures = Counter(str(r) for r in answered["webpki_result"] if r != "ok")
+    reached = int((hosts["ips_answered"] > 0).sum())
+    lines = [
+        f"{n} domains with MX hosts; {reached} unique MX hosts answered SMTP"
+        + ("." if len(answered) == reached else
+           f", {len(answered)} of them with certificate verdicts (the others were surveyed "
+           "before these were measured)."),
+        f"WebPKI (what MTA-STS demands: STARTTLS, trusted chain, unexpired, name of the MX "
+        f"host): {ok} of {len(answered)} MX hosts pass"
+        + (": failures " + ", ".join(f"{r} {failures[r]}" for r in WEBPKI_FAILURES
+                                     if failures[r]) + "." if failures else "."),
+    ]
+    names = certificate_names(results)
+    seen = names[names["matches_mx"].notna()]
+    lines.append(f"Certificates valid for the MX host name: {int(seen['matches_mx'].sum())} of "
+                 f"{len(seen)} (domain, MX host) pairs; for the recipient domain: "
+                 f"{int(seen['matches_domain'].sum())} of {len(seen)}.")
+    sts = mta_sts_verdicts(results)
+    published = sts[sts["txt_status"] == "valid"]
+    looked_up = not table(results, "mta_sts").empty
+    if not looked_up:
+        lines.append("MTA-STS, TLS-RPT, DANE: not looked up in this survey (it predates them).")
+    elif published.empty:
+        lines.append(f"MTA-STS: none published (0 of {n} domains have a valid _mta-sts "
+                     "record).")
+    else:
+        modes = Counter(str(m) for m in sts["mode"].dropna())
+        verdicts = Counter(str(v) for v in published["verdict"])
+        losing = [str(d) for d in sts.loc[sts["would_lose_mail"], "domain"]]
+        lines.append(
+            f"MTA-STS: {len(published)} of {n} domains publish a valid record; policies in "
+            f"enforce mode {modes['enforce']}, testing {modes['testing']}, none {modes['none']}"
+            f"; no usable policy behind the record: {verdicts['fetch-failed']} fetch failed, "
+            f"{verdicts['invalid-policy']} invalid. Enforce mode loses mail for "
+            f"{len(losing)}: {', '.join(losing) or 'none'}.")
+    report = table(results, "tlsrpt")
+    valid = report[report["status"] == "valid"]
+    if not looked_up:
+        pass
+    elif valid.empty:
+        lines.append(f"TLS-RPT: none published (0 of {n} domains have a valid _smtp._tls "
+                     "record).")
+    else:
+        ignored = int(report["status"].isin(["invalid", "multiple"]).sum())
+        lines.append(f"TLS-RPT: {len(valid)} of {n} domains ask for reports; {ignored} publish "
+                     "records senders must ignore (invalid or several).")
+    dane = dane_verdicts(results)
+    counts = Counter(str(v) for v in dane["verdict"])
+    in_force = sum(counts[v] for v in ("ok", "unusable", "degraded", "breaks", "mx-bogus"))
+    if not looked_up:
+        pass
+    elif not sum(len(t) for t in dane["tlsa_hosts"]):
+        lines.append(f"DANE: none published (no TLSA records at any MX host of the {n} "
+                     "domains).")
+    else:
+        losing = [str(d) for d in dane.loc[dane["would_lose_mail"], "domain"]]
+        lines.append(
+            f"DANE: in force for {in_force} of {n} domains (ok {counts['ok']}, only unusable "
+            f"records {counts['unusable']}, some MX hosts refused {counts['degraded']}); TLSA "
+            f"published but not applied: {counts['insecure']} unsigned, "
+            f"{counts['mx-insecure']} with an unsigned MX RRset. DANE loses mail for "
+            f"{len(losing)}: {', '.join(losing) or 'none'}.")
+    cats = Counter(str(c) for c in mail["readiness"])
+    lines.append("Readiness: " + "; ".join(f"{c} {cats[c]}" for c in READINESS[:-1]
+                                          if cats[c]) + ".")
+    return "\n".join(lines)
