@@ -7,6 +7,10 @@ Pure functions of the survey's tables (``hosts``, ``certificates``, ``mx``, ``mt
   to a trusted root, unexpired, valid for the MX host name: ``hosts.webpki_result == "ok"``.
   An MX host passes when every IP that answered SMTP passes; one that no IP answered is
   ``unreachable``, neither passing nor refused.
+* Senders judge each IP they connect to. An MX host whose answering IPs are all refused is
+  *refused*; one with some refused and some accepted IPs appears in both ``refused`` and
+  ``accepted`` lists (a sender trying its IPs in turn still delivers, so the domain is
+  ``degraded``, not lost).
 * **MTA-STS** (RFC 8461 §5): with a valid policy in ``enforce`` mode, the sender refuses an MX
   host that no ``mx`` pattern covers or that fails WebPKI, and delivers to the others. Without
   a valid record and policy it behaves as if there were no MTA-STS. ``testing`` mode delivers
@@ -314,13 +318,23 @@ def _dane_ip(d: Mapping[Any, Any] | None, status: str | None, reached: bool,
 # --- per domain ----------------------------------------------------------------------------------
 
 def _lift(group: pd.DataFrame, failure: str) -> tuple[str, str | None]:
-    """(``accepted``/``refused``/``unreachable``, first failure) of one MX host's targets."""
-    failures = [str(f) for f in group[failure].dropna()]
-    if failures:
-        return "refused", _first_failure(failures) if NOT_COVERED not in failures else NOT_COVERED
-    if group["reached"].any():
+    """(outcome, first failure) of one MX host's targets (its IPs). The outcome is
+    ``accepted`` (every answering IP passes), ``refused`` (every answering IP fails),
+    ``partial`` (some of each: a sender trying the IPs in turn still delivers) or
+    ``unreachable`` (no IP answered)."""
+    reached = group[group["reached"]]
+    failures = [str(f) for f in reached[failure].dropna()]
+    passing = int(reached[failure].isna().sum())
+    if not len(reached):
+        return UNREACHABLE, None
+    if not failures:
         return "accepted", None
-    return UNREACHABLE, None
+    why = NOT_COVERED if NOT_COVERED in failures else _first_failure(failures)
+    return ("partial" if passing else "refused"), why
+
+
+_REFUSED = ("refused", "partial")
+_ACCEPTED = ("accepted", "partial")
 
 
 def _outcomes(t: pd.DataFrame, failure: str) -> list[tuple[str, str, str | None]]:
@@ -354,8 +368,8 @@ def mta_sts_verdicts(results: SurveyResults) -> pd.DataFrame:
         outcomes = _outcomes(group, "sts_failure")
         row = sts.get(name)
         verdict, mode = _sts_verdict(row, outcomes)
-        refused = [h for h, o, _ in outcomes if o == "refused"]
-        accepted = [h for h, o, _ in outcomes if o == "accepted"]
+        refused = [h for h, o, _ in outcomes if o in _REFUSED]
+        accepted = [h for h, o, _ in outcomes if o in _ACCEPTED]
         enforceable = mode in ("enforce", "testing")
         rows.append({
             "domain": name, "rank": dom.rank, "verdict": verdict, "mode": mode,
@@ -364,7 +378,7 @@ def mta_sts_verdicts(results: SurveyResults) -> pd.DataFrame:
             "policy_result": None if row is None else _str(row["policy_result"]),
             "mx_hosts": [h for h, _, _ in outcomes],
             "refused": refused if enforceable else [],
-            "refused_reasons": [f"{h}: {w}" for h, o, w in outcomes if o == "refused"]
+            "refused_reasons": [f"{h}: {w}" for h, o, w in outcomes if o in _REFUSED]
             if enforceable else [],
             "accepted": accepted if enforceable else [],
             "would_lose_mail": verdict == "enforce-breaks",
@@ -396,8 +410,8 @@ def _sts_verdict(row: Mapping[Any, Any] | None, outcomes: list[tuple[str, str, s
 
 
 def _enforce_verdict(outcomes: list[tuple[str, str, str | None]], prefix: str) -> str:
-    refused = any(o == "refused" for _, o, _ in outcomes)
-    accepted = any(o == "accepted" for _, o, _ in outcomes)
+    refused = any(o in _REFUSED for _, o, _ in outcomes)
+    accepted = any(o in _ACCEPTED for _, o, _ in outcomes)
     if refused:
         return prefix + ("degraded" if accepted else "breaks")
     return prefix + ("ok" if accepted else UNREACHABLE)
@@ -416,7 +430,7 @@ def dane_hosts(results: SurveyResults) -> pd.DataFrame:
     for (domain, host), group in t.groupby(["domain", "mx_host"], sort=False):
         outcome, why = _lift(group, "dane_failure")
         state = "required" if (group["dane_state"] == "required").any() else OPPORTUNISTIC
-        if outcome == "refused":
+        if outcome in _REFUSED:
             label = str(why)
         elif outcome == UNREACHABLE:
             label = UNREACHABLE
@@ -461,7 +475,7 @@ def dane_verdicts(results: SurveyResults) -> pd.DataFrame:
         in_force = [str(h) for h in group.loc[group["dane_state"] == "required", "mx_host"]]
         dane_hosts = list(dict.fromkeys(in_force))
         outcomes = _outcomes(group, "dane_failure")
-        refused = [(h, w) for h, o, w in outcomes if o == "refused"]
+        refused = [(h, w) for h, o, w in outcomes if o in _REFUSED]
         authenticated = [h for h, o, _ in outcomes if o == "accepted" and h in dane_hosts
                          and h in matched_hosts and _usable(d, h)]
         verdict = _dane_verdict(mx_dnssec, tlsa_hosts, dane_hosts, d, outcomes, authenticated)
