@@ -119,6 +119,11 @@ def _add_scan_options(p: argparse.ArgumentParser, *, out_required: bool) -> None
                    dest="per_host_connections", help="connections to one host at once")
     p.add_argument("--trust-ca", type=Path, metavar="FILE",
                    help="extra PEM root certificates for the certificate check")
+    p.add_argument("--mta-sts-port", type=_port, default=443, metavar="N",
+                   help="HTTPS port of MTA-STS policy hosts (443)")
+    p.add_argument("--dnssec-anchor", type=Path, metavar="FILE",
+                   help="DS/DNSKEY trust anchors: validate DNSSEC here instead of trusting "
+                   "the resolver's AD bit")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars (default: on a terminal)")
 
@@ -158,6 +163,8 @@ def _scan(args: argparse.Namespace) -> int:
         raise SurveyError("give either DOMAIN arguments or --domains FILE")
     if args.trust_ca is not None and not args.trust_ca.is_file():
         raise SurveyError(f"{args.trust_ca}: --trust-ca file not found")
+    if args.dnssec_anchor is not None and not args.dnssec_anchor.is_file():
+        raise SurveyError(f"{args.dnssec_anchor}: --dnssec-anchor file not found")
     domains = read_domain_list(args.domains_file) if args.domains_file else from_arguments(
         args.domains
     )
@@ -167,6 +174,7 @@ def _scan(args: argparse.Namespace) -> int:
             timeout=args.timeout, concurrency=args.concurrency,
             per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
             resume=args.resume, progress=args.progress, opt_out=args.opt_out,
+            mta_sts_port=args.mta_sts_port, dnssec_anchor=args.dnssec_anchor,
         )
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; tables of the finished work written to {args.out}/ "

@@ -3,7 +3,9 @@
 Each target is scanned once however many domains share it. Every finished domain, address
 lookup and host is appended to the raw log at once, so ``resume=True`` skips all finished work;
 an interrupt (Ctrl-C) still writes the tables of what finished. Names and addresses on the
-opt-out list are recorded as ``opted_out`` and never contacted.
+opt-out list are recorded as ``opted_out`` and never contacted. Then come the enforcement
+lookups (:mod:`research.enforcement_scan`): MTA-STS, TLS-RPT and MX DNSSEC per domain, TLSA per
+MX host, logged the same way.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +22,7 @@ import dns.resolver
 from tqdm.auto import tqdm
 
 from research import dns as mxdns
+from research import enforcement_scan
 from research.certs import summarise_der
 from research.config import (
     DEFAULT_CONCURRENCY,
@@ -31,7 +34,9 @@ from research.config import (
 )
 from research.errors import InputError
 from research.inputs import DomainInput, DomainList, from_arguments
+from research.mtasts import HTTPS_PORT
 from research.optout import OptOutList, read_opt_out
+from research.pki import CertTrust, load_trust
 from research.rawlog import RawLogWriter, Record, read_records, repair
 from research.results import SurveyResults, build_tables, save_results
 from research.schema import TLS_VERSIONS, DnsStatus, HostStatus
@@ -52,11 +57,15 @@ class SurveyOptions:
     trust_ca: str | None = None
     opt_out: str | None = None
     """Where the opt-out list came from (a file path), if there was one."""
+    mta_sts_port: int = HTTPS_PORT
+    dnssec_anchor: str | None = None
 
     def check(self) -> None:
         """Raises InputError for values no scan can run with."""
         if not 0 < self.port < 65536:
             raise InputError(f"port must be 1..65535, not {self.port}")
+        if not 0 < self.mta_sts_port < 65536:
+            raise InputError(f"MTA-STS port must be 1..65535, not {self.mta_sts_port}")
         if self.timeout <= 0:
             raise InputError(f"timeout must be positive, not {self.timeout:g}")
         if self.concurrency < 1:
@@ -83,19 +92,26 @@ def run_survey(
     resume: bool = False,
     progress: bool | None = None,
     opt_out: OptOutList | str | Path | None = None,
+    mta_sts_port: int = HTTPS_PORT,
+    dnssec_anchor: str | Path | None = None,
 ) -> SurveyResults:
     """Survey ``domains`` and write the raw log, the tables and ``meta.json`` into ``out_dir``.
 
     ``resolver`` is a dnspython resolver, a list of ``IP[:PORT]`` servers, or ``None`` for the
     system's. ``progress=None`` shows progress bars on a terminal or in a notebook only.
+    ``trust_ca`` adds PEM roots to the Mozilla store for every certificate check (MX hosts and
+    MTA-STS policy hosts); ``mta_sts_port`` is where policy hosts are asked over HTTPS;
+    ``dnssec_anchor`` is a file of DS/DNSKEY trust anchors: with it DNSSEC is validated here,
+    without it the resolver's AD bit is taken (see :mod:`research.dnssec`).
+
     ``opt_out`` is an opt-out list (or its file, see :mod:`research.optout`): what it covers is
     recorded as ``opted_out`` and never contacted. On KeyboardInterrupt the tables of the work
     finished so far are written, then the interrupt propagates.
 
     Raises:
         InputError: bad options, an unusable opt-out list, an ``out_dir`` that cannot be written,
-            an ``out_dir`` that already holds a survey without ``resume``, or ``resume`` with a
-            different domain list.
+            an ``out_dir`` that already holds a survey without ``resume``, ``resume`` with a
+            different domain list, or a ``trust_ca``/``dnssec_anchor`` file that cannot be used.
         KeyboardInterrupt: passed on, after writing the tables.
     """
     if opt_out is not None and not isinstance(opt_out, OptOutList):
@@ -103,6 +119,7 @@ def run_survey(
     options = SurveyOptions(
         port, ehlo_name, timeout, concurrency, per_host_connections,
         str(trust_ca) if trust_ca else None, opt_out.source if opt_out else None,
+        mta_sts_port, str(dnssec_anchor) if dnssec_anchor else None,
     )
     options.check()
     domain_list = domains if isinstance(domains, DomainList) else from_arguments(domains)
@@ -110,6 +127,9 @@ def run_survey(
         dns_resolver = resolver
     else:
         dns_resolver = mxdns.make_resolver(resolver, timeout=timeout)
+    context = enforcement_scan.make_context(
+        dns_resolver, trust=load_trust(trust_ca), trust_ca=trust_ca,
+        dnssec_anchor=dnssec_anchor, mta_sts_port=mta_sts_port, timeout=timeout)
     out = _prepare_out_dir(Path(out_dir), resume)
     log_path = out / RAW_LOG_NAME
     repair(log_path)
@@ -120,11 +140,12 @@ def run_survey(
                          "pass --opt-out again to resume it")
     try:
         with RawLogWriter(log_path) as writer:
-            run = _Run(options, dns_resolver, writer, done, progress, opt_out)
+            run = _Run(options, dns_resolver, writer, done, progress, context, opt_out)
             writer.append(run.start_record(domain_list))
             run.resolve_domains(domain_list.entries)
             targets = run.resolve_hosts()
             run.scan_hosts(targets)
+            run.lookup_enforcement()
             writer.append({"kind": "finish", "finished_at": _now()})
     except KeyboardInterrupt:
         # Whatever finished is in the raw log: give the user its tables before stopping.
@@ -162,6 +183,8 @@ class _Done:
     hosts: set[tuple[str, str | None]]
     opt_out: str | None = None
     """The opt-out list an earlier run used, if any."""
+    policies: set[str] = field(default_factory=set)
+    tlsa: set[str] = field(default_factory=set)
 
     @classmethod
     def from_log(cls, path: Path, sha256: str) -> _Done:
@@ -180,6 +203,10 @@ class _Done:
                 done.addresses[record["mx_host"]] = record
             elif kind == "host":
                 done.hosts.add((record["mx_host"], record["ip"]))
+            elif kind == "policy":
+                done.policies.add(record["domain"])
+            elif kind == "tlsa":
+                done.tlsa.add(record["mx_host"])
         return done
 
 
@@ -195,8 +222,10 @@ class _Run:
         writer: RawLogWriter,
         done: _Done,
         progress: bool | None,
+        context: enforcement_scan.EnforcementContext,
         opt_out: OptOutList | None = None,
     ) -> None:
+        self.context = context
         self.opt_out = opt_out
         self.options = options
         self.resolver = resolver
@@ -342,7 +371,7 @@ class _Run:
             if result.starttls_accepted:
                 probes[target] = result
             else:
-                self.append(host_record(result, None))
+                self.append(host_record(result, None, trust=self.context.trust))
         if not probes:
             return
         with self._bar(len(probes), "TLS hosts") as bar:
@@ -351,8 +380,26 @@ class _Run:
                 concurrency=opts.concurrency, per_host_connections=opts.per_host_connections,
                 trust_ca=Path(opts.trust_ca) if opts.trust_ca else None,
             ):
-                self.append(host_record(probes[scan.target], scan))
+                self.append(host_record(probes[scan.target], scan, trust=self.context.trust))
                 bar.update(1)
+
+    def lookup_enforcement(self) -> None:
+        mail = [r for r in self.domain_records if r["dns_status"] in ("mx", "implicit_mx")]
+        todo = [r for r in mail if r["domain"] not in self.done.policies]
+
+        def policy(record: Record) -> Record:
+            hosts = [mx[1] for mx in record["mx"]]
+            return enforcement_scan.policy_record(record["domain"], record["dns_status"], hosts,
+                                                  self.context)
+
+        for found in self._parallel(todo, policy, "MTA-STS domains"):
+            self.append(found)
+            self.done.policies.add(found["domain"])
+        hosts = sorted({mx[1] for r in mail for mx in r["mx"]} - self.done.tlsa)
+        for found in self._parallel(
+                hosts, lambda h: enforcement_scan.tlsa_record(h, self.context), "TLSA hosts"):
+            self.append(found)
+            self.done.tlsa.add(found["mx_host"])
 
 
 def _unresolved_record(host: str, error: str | None, port: int) -> Record:
@@ -367,9 +414,12 @@ def _opted_out_record(host: str, ip: str | None, error: str, port: int) -> Recor
             "ehlo_extensions": [], "cert_sans": [], "ciphers": [], "scanned_at": _now()}
 
 
-def host_record(probe: SmtpProbe, scan: TlsScan | None) -> Record:
+def host_record(probe: SmtpProbe, scan: TlsScan | None, *,
+                trust: CertTrust | None = None) -> Record:
     """The raw-log record of one target from its SMTP probe and, if STARTTLS was accepted,
-    its TLS scan. Decides ``starttls`` vs ``tls_failed``: any successful handshake counts."""
+    its TLS scan. Decides ``starttls`` vs ``tls_failed``: any successful handshake counts.
+    With ``trust``, also judges the presented chain against it (the certificate-verdict columns
+    and the ``certificates`` rows, see :func:`research.enforcement_scan.certificate_fields`)."""
     record: Record = {
         "kind": "host", "mx_host": probe.mx_host, "ip": probe.ip, "port": probe.port,
         "banner": probe.banner, "ehlo_extensions": probe.ehlo_extensions,
@@ -405,6 +455,11 @@ def host_record(probe: SmtpProbe, scan: TlsScan | None) -> Record:
     record["status"] = status.value if status else HostStatus.TLS_FAILED.value
     record["error"] = "; ".join(errors) or None
     record["duration_s"] = duration
+    if trust is not None:
+        chain = scan.chain if scan is not None and scan.chain else (
+            [probe.certificate_der] if probe.certificate_der else [])
+        record.update(enforcement_scan.certificate_fields(record["status"], chain,
+                                                          probe.mx_host, trust))
     return record
 
 

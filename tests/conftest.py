@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from scanning import TimedScan, cli_scan
@@ -35,6 +36,13 @@ def hostile_testbed() -> Iterator[Testbed]:
 
 
 @pytest.fixture(scope="session")
+def enforcement_testbed() -> Iterator[Testbed]:
+    """The ``enforcement`` scenario: certificates, MTA-STS, TLS-RPT and DANE cases."""
+    with Testbed.start("enforcement") as tb:
+        yield tb
+
+
+@pytest.fixture(scope="session")
 def blocked_testbed() -> Iterator[Testbed]:
     """The ``blocked`` scenario: DNS works, no SMTP host can be reached."""
     with Testbed.start("blocked") as tb:
@@ -53,3 +61,18 @@ def hostile_scan(hostile_testbed: Testbed, tmp_path_factory: pytest.TempPathFact
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr
     return TimedScan(base / "out", load_results(base / "out"), elapsed)
+def enforcement_survey(enforcement_testbed: Testbed,
+                       tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved survey of the ``enforcement`` scenario, DNSSEC validated from the testbed's trust
+    anchor; the directory it was written to."""
+    from research.inputs import read_domain_list
+    from research.survey import run_survey
+
+    tb = enforcement_testbed
+    out = tmp_path_factory.mktemp("enforcement-survey")
+    domains = read_domain_list(tb.write_domain_list(out / "domains.csv"))
+    assert tb.mta_sts_port is not None
+    run_survey(domains, out, resolver=[tb.resolver], port=tb.smtp_port, timeout=3,
+               trust_ca=tb.ca_cert_path, dnssec_anchor=tb.dnssec_anchor_path,
+               mta_sts_port=tb.mta_sts_port, progress=False)
+    return out

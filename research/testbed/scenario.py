@@ -47,6 +47,54 @@ nothing listens for it.
 
 Every ``expect`` is checked against what the rest of the file implies, so a scenario cannot
 silently disagree with its own ground truth. All names must lie under ``.test`` (RFC 2606).
+
+Certificates, MTA-STS, TLS-RPT and DANE add optional keys (all additive; a scenario without
+them serves exactly what it did before)::
+
+    [[hosts]]
+    certificate = "untrusted"       # also: untrusted (signed by a CA the scanner is not given),
+                                    # client_only (EKU clientAuth only: breaks WebPKI rules)
+    certificate_names = ["mx1.example.test", "example.test"]   # the leaf's SANs (default: the
+                                    # host name; for wrong_name, wrong.<host>)
+    certificate_key = "ecdsa-p256"  # or "rsa2048" (default; TLS 1.0/1.1 hosts need RSA)
+    send_ca = true                  # present the issuing CA after the leaf (DANE-TA needs it)
+    tlsa = ["3 1 1 match", "2 0 1 match", "3 1 1 mismatch", "3 1 1 0a1b..."]
+                                    # TLSA at _25._tcp.<host>: usage selector matching-type,
+                                    # then "match" (computed from the served leaf, for usage
+                                    # 2/0 from its CA), "mismatch" (a digest of nothing served)
+                                    # or hex data
+    tlsa_dnssec = "signed"          # signed (default) | unsigned (no RRSIG) | bogus (an RRSIG
+                                    # that does not verify)
+    expect = { status = "starttls", versions = [...], webpki = "certificate-expired",
+               dane = "tlsa-invalid" }
+
+    [[domains]]
+    dnssec = "signed"               # the domain's own records (MX, A): signed | unsigned | bogus
+    tlsrpt = ["v=TLSRPTv1; rua=mailto:tls@example.test"]   # TXT at _smtp._tls.<domain>
+    [domains.mta_sts]               # MTA-STS for the [[domains]] entry just above
+    txt = ["v=STSv1; id=20240601"]  # TXT at _mta-sts.<domain>
+    address = "127.0.210.1"         # A of mta-sts.<domain>; leave out for no address
+    policy = "version: STSv1\nmode: enforce\nmx: *.example.test\nmax_age: 86400\n"
+    serve = "ok"                    # ok | redirect (301) | not_found (404) | down (no listener)
+    content_type = "text/plain"     # default "text/plain; charset=utf-8"
+    certificate = "ca"              # ca | self_signed | wrong_name | expired | untrusted
+
+The DNS zone ``test.`` is DNSSEC-signed (ECDSA P-256) with a key made at start; its DS record
+is the trust anchor. Signatures go out only to queries with the DO bit. Names not configured
+otherwise are signed.
+
+``webpki`` is checked like ``status``: it follows from the host's status and certificate.
+The other new expectations are the scenario author's ground truth, stated from the RFCs and not
+re-derived here (deriving them would repeat the analysis under test); the tests compare the
+scan with them:
+
+* host ``dane``: what a DANE sender makes of the host when the domain's MX RRset is secure:
+  ``authenticated``, ``encrypted`` (secure TLSA, none usable: TLS without authentication),
+  ``opportunistic`` (no or insecure TLSA), or an RFC 8460 failure (``tlsa-invalid``,
+  ``dnssec-invalid``, ``starttls-not-supported``);
+* domain ``mta_sts`` (verdict), ``mta_sts_fetch`` (``fetch_status``), ``mta_sts_refused`` (MX
+  hosts an enforcing sender refuses), ``tlsrpt`` (status), ``tlsrpt_rua``, ``dane`` (verdict),
+  ``dane_refused``, ``cert_matches_domain``: see :mod:`research.analysis.enforcement`.
 """
 
 from __future__ import annotations
@@ -58,14 +106,15 @@ import ssl
 import tomllib
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
 from research import config
+from research.certs import name_matches
 from research.errors import ScenarioError
-from research.schema import DnsStatus, HostStatus
+from research.schema import DnsStatus, FetchStatus, HostStatus, RecordStatus, TlsResult
 
 TLD = "test"
 DNS_RESERVED_ADDRESS = "127.0.0.1"
@@ -116,6 +165,38 @@ class Certificate(StrEnum):
     WRONG_NAME = "wrong_name"
     """Signed by the testbed CA, but for ``wrong.<host>``."""
     EXPIRED = "expired"
+    UNTRUSTED = "untrusted"
+    """Signed by a second CA, which the scanner is not told to trust."""
+    CLIENT_ONLY = "client_only"
+    """Signed by the testbed CA, but its extended key usage allows clientAuth only."""
+
+
+class CertificateKey(StrEnum):
+    """The leaf's key type."""
+
+    RSA2048 = "rsa2048"
+    ECDSA_P256 = "ecdsa-p256"
+
+
+class DnssecMode(StrEnum):
+    """How the DNS server signs a name's records (for queries with the DO bit)."""
+
+    SIGNED = "signed"
+    UNSIGNED = "unsigned"
+    """No RRSIG: as if the name sat in an unsigned zone."""
+    BOGUS = "bogus"
+    """An RRSIG whose signature does not verify."""
+
+
+class PolicyServe(StrEnum):
+    """What the MTA-STS policy host answers to ``GET /.well-known/mta-sts.txt``."""
+
+    OK = "ok"
+    REDIRECT = "redirect"
+    """301 to another URL (RFC 8461 forbids following it)."""
+    NOT_FOUND = "not_found"
+    DOWN = "down"
+    """Nothing listens: connections are refused."""
 
 
 class DnsMode(StrEnum):
@@ -183,6 +264,25 @@ class Host:
     """Names the DNS server serves as CNAMEs pointing at this host."""
     expect_error: str | None = None
     """Text the scan's ``error`` for this host must contain, if given."""
+    certificate_names: tuple[str, ...] = ()
+    """The leaf's DNS names; empty for the default (see the module doc)."""
+    certificate_key: CertificateKey = CertificateKey.RSA2048
+    send_ca: bool = False
+    tlsa: tuple[str, ...] = ()
+    """TLSA records as written: ``"usage selector mtype data"``, data ``match``/``mismatch``/hex."""
+    tlsa_dnssec: DnssecMode = DnssecMode.SIGNED
+    expect_webpki: str | None = None
+    """``webpki_result`` the scan must find (``ok`` or an RFC 8460 type); None: not stated."""
+    expect_dane: str | None = None
+
+    @property
+    def leaf_names(self) -> tuple[str, ...]:
+        """The DNS names in the leaf this host presents."""
+        if self.certificate_names:
+            return self.certificate_names
+        if self.certificate is Certificate.WRONG_NAME:
+            return (f"wrong.{self.name}",)
+        return (self.name,)
 
     @property
     def serves_tls(self) -> bool:
@@ -203,6 +303,44 @@ class Host:
 
 
 @dataclass(frozen=True)
+class MtaSts:
+    """A domain's MTA-STS: TXT records, and the HTTPS policy host ``mta-sts.<domain>``."""
+
+    domain: str
+    txt: tuple[str, ...]
+    address: str | None
+    """Address of the policy host; None: the name has no address."""
+    policy: str
+    serve: PolicyServe
+    content_type: str
+    certificate: Certificate
+
+    @property
+    def host(self) -> str:
+        return f"mta-sts.{self.domain}"
+
+    @property
+    def leaf_names(self) -> tuple[str, ...]:
+        if self.certificate is Certificate.WRONG_NAME:
+            return (f"wrong.{self.host}",)
+        return (self.host,)
+
+
+@dataclass(frozen=True)
+class DomainExpect:
+    """Ground truth for a domain's enforcement verdicts (None: not stated)."""
+
+    mta_sts: str | None = None
+    mta_sts_fetch: str | None = None
+    mta_sts_refused: tuple[str, ...] | None = None
+    tlsrpt: str | None = None
+    tlsrpt_rua: tuple[str, ...] | None = None
+    dane: str | None = None
+    dane_refused: tuple[str, ...] | None = None
+    cert_matches_domain: bool | None = None
+
+
+@dataclass(frozen=True)
 class Domain:
     """One entry of the domain list and what DNS says about it."""
 
@@ -218,6 +356,11 @@ class Domain:
     """A null MX (``MX 0 .``) is served beside the ``mx`` records (invalid per RFC 7505)."""
     expect_error: str | None = None
     """Text the scan's ``error`` for this domain must contain, if given."""
+    dnssec: DnssecMode = DnssecMode.SIGNED
+    tlsrpt: tuple[str, ...] = ()
+    """TXT records at ``_smtp._tls.<name>``."""
+    mta_sts: MtaSts | None = None
+    expect: DomainExpect = field(default_factory=lambda: DomainExpect())
 
     @property
     def mail_hosts(self) -> tuple[str, ...]:
@@ -271,6 +414,10 @@ class Scenario:
     def domain_list(self) -> list[tuple[int, str]]:
         """(rank, domain) pairs in rank order: the input a scan of this scenario takes."""
         return [(d.rank, d.name) for d in self.domains]
+
+    def policy_hosts(self) -> list[MtaSts]:
+        """Every domain's MTA-STS settings, in rank order."""
+        return [d.mta_sts for d in self.domains if d.mta_sts is not None]
 
     def targets(self) -> list[tuple[Host, str | None]]:
         """Every (host, address) the scanner should report; address None for a host without."""
@@ -378,6 +525,12 @@ class _Parser:
         _no_duplicates((d.name for d in domains), "domain name")
         _no_duplicates((d.rank for d in domains), "rank")
         _no_duplicates((ip for h in hosts for ip in h.addresses), "address")
+        policies = [d.mta_sts for d in domains if d.mta_sts is not None]
+        _no_duplicates([*(ip for h in hosts for ip in h.addresses),
+                        *(p.address for p in policies if p.address)], "address")
+        clash = sorted({p.host for p in policies} & {h.name for h in hosts})
+        if clash:
+            raise _Invalid(f"host {clash[0]}: the name is the MTA-STS policy host of a domain")
         if not domains:
             raise _Invalid("no [[domains]]")
         self.cross_check(hosts, domains)
@@ -403,7 +556,8 @@ class _Parser:
             where,
             required={"name", "addresses", "expect"},
             optional={"behaviour", "starttls", "tls_min", "tls_max", "ciphers", "certificate",
-                      "software", "greeting", "flood_bytes", "aliases"},
+                      "software", "greeting", "flood_bytes", "aliases",
+                      *_HOST_ENFORCEMENT_KEYS},
         )
         addresses = tuple(_address(a, f"{where}: addresses")
                           for a in _list(raw["addresses"], f"{where}.addresses"))
@@ -413,7 +567,8 @@ class _Parser:
         if "starttls" in raw and not normal:
             raise _Invalid(f"{where}: 'starttls' applies to behaviour 'normal' only")
         starttls = _bool(raw.get("starttls", True), f"{where}: starttls") and normal
-        tls_keys = {"tls_min", "tls_max", "ciphers", "certificate"} & raw.keys()
+        tls_keys = {"tls_min", "tls_max", "ciphers", "certificate", "certificate_names",
+                    "certificate_key", "send_ca"} & raw.keys()
         if tls_keys and not starttls:
             raise _Invalid(f"{where}: {sorted(tls_keys)[0]!r} needs behaviour 'normal' with "
                            "starttls = true")
@@ -468,6 +623,7 @@ class _Parser:
             flood_bytes=flood_bytes,
             aliases=aliases,
         )
+        host = self.host_enforcement(host, raw, where)
         status, versions, error = self.host_expect(raw["expect"], where)
         implied = _implied_status(host)
         if status is not implied:
@@ -478,7 +634,37 @@ class _Parser:
         if versions != implied_versions:
             raise _Invalid(f"{where}: expect.versions is {list(versions)} but the host's "
                            f"settings give {list(implied_versions)}")
-        return replace(host, expect_status=status, expect_versions=versions, expect_error=error)
+        expect = _table(raw["expect"], f"{where}: expect")
+        webpki = _optional_choice(expect, "webpki", _WEBPKI_RESULTS, f"{where}: expect")
+        implied_webpki = _implied_webpki(replace(host, expect_status=status))
+        if webpki is not None and webpki != implied_webpki:
+            raise _Invalid(f"{where}: expect.webpki is {webpki!r} but the host's settings give "
+                           f"{implied_webpki!r}")
+        dane = _optional_choice(expect, "dane", _DANE_HOST_OUTCOMES, f"{where}: expect")
+        return replace(host, expect_status=status, expect_versions=versions,
+                       expect_error=error, expect_webpki=webpki, expect_dane=dane)
+
+    def host_enforcement(self, host: Host, raw: Mapping[str, Any], where: str) -> Host:
+        """The certificate options and TLSA records of a host (module doc)."""
+        names = tuple(_name(n, f"{where}: certificate_names")
+                      for n in _list(raw.get("certificate_names", []),
+                                     f"{where}: certificate_names"))
+        if "certificate_names" in raw and not names:
+            raise _Invalid(f"{where}: certificate_names is empty")
+        key = _enum(CertificateKey, raw.get("certificate_key", "rsa2048"),
+                    f"{where}: certificate_key")
+        send_ca = _bool(raw.get("send_ca", False), f"{where}: send_ca")
+        if send_ca and host.certificate is Certificate.SELF_SIGNED:
+            raise _Invalid(f"{where}: a self-signed certificate has no CA to send")
+        tlsa = tuple(_tlsa(t, f"{where}: tlsa", host.serves_tls)
+                     for t in _list(raw.get("tlsa", []), f"{where}: tlsa"))
+        if "tlsa" in raw and not tlsa:
+            raise _Invalid(f"{where}: tlsa is empty; leave it out for a host without TLSA")
+        if "tlsa_dnssec" in raw and not tlsa:
+            raise _Invalid(f"{where}: tlsa_dnssec without tlsa records")
+        dnssec = _enum(DnssecMode, raw.get("tlsa_dnssec", "signed"), f"{where}: tlsa_dnssec")
+        return replace(host, certificate_names=names, certificate_key=key, send_ca=send_ca,
+                       tlsa=tlsa, tlsa_dnssec=dnssec)
 
     def ip_literal_host(self, raw: dict[str, Any]) -> Host:
         name = str(ipaddress.IPv4Address(raw["name"]))
@@ -499,7 +685,8 @@ class _Parser:
     def host_expect(self, raw: Any, where: str
                     ) -> tuple[HostStatus, tuple[str, ...], str | None]:
         raw = _table(raw, f"{where}: expect")
-        _keys(raw, f"{where}: expect", required={"status"}, optional={"versions", "error"})
+        _keys(raw, f"{where}: expect", required={"status"},
+              optional={"versions", "error", "webpki", "dane"})
         status = _enum(HostStatus, raw["status"], f"{where}: expect.status")
         versions = tuple(
             _str(v, f"{where}: expect.versions") for v in _list(raw.get("versions", []),
@@ -517,7 +704,8 @@ class _Parser:
         name = _name(raw.get("name"), f"{where}.name")
         where = f"domain {name}"
         _keys(raw, where, required={"name", "expect"},
-              optional={"rank", "mx", "null_mx", "implicit_mx", "dns", "mixed_null_mx"})
+              optional={"rank", "mx", "null_mx", "implicit_mx", "dns", "mixed_null_mx",
+                        "dnssec", "tlsrpt", "mta_sts"})
         rank = raw.get("rank", index + 1)
         if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
             raise _Invalid(f"{where}: rank must be a positive integer")
@@ -538,7 +726,8 @@ class _Parser:
         if mixed_null_mx and not mx:
             raise _Invalid(f"{where}: mixed_null_mx needs mx records to mix with")
         expect = _table(raw["expect"], f"{where}: expect")
-        _keys(expect, f"{where}: expect", required={"dns_status"}, optional={"error"})
+        _keys(expect, f"{where}: expect", required={"dns_status"},
+              optional={"error", *DomainExpect.__dataclass_fields__})
         dns_status = _enum(DnsStatus, expect["dns_status"], f"{where}: expect.dns_status")
         error = _str(expect["error"], f"{where}: expect.error") if "error" in expect else None
         domain = Domain(name, rank, dns, mx, null_mx, implicit_mx, dns_status,
@@ -547,7 +736,56 @@ class _Parser:
         if dns_status is not implied:
             raise _Invalid(f"{where}: expect.dns_status is {dns_status.value!r} but the "
                            f"domain's settings give {implied.value!r}")
-        return domain
+        return self.domain_enforcement(domain, raw, expect, where)
+
+    def domain_enforcement(self, domain: Domain, raw: Mapping[str, Any],
+                           expect: Mapping[str, Any], where: str) -> Domain:
+        """A domain's DNSSEC mode, TLS-RPT and MTA-STS settings and their ground truth."""
+        extra = {"dnssec", "tlsrpt", "mta_sts"} & raw.keys()
+        if extra and domain.dns is not DnsMode.OK:
+            raise _Invalid(f"{where}: {sorted(extra)[0]} needs dns = 'ok'")
+        dnssec = _enum(DnssecMode, raw.get("dnssec", "signed"), f"{where}: dnssec")
+        tlsrpt = tuple(_str(t, f"{where}: tlsrpt")
+                       for t in _list(raw.get("tlsrpt", []), f"{where}: tlsrpt"))
+        mta_sts = self.mta_sts(domain.name, raw["mta_sts"], where) if "mta_sts" in raw else None
+        w = f"{where}: expect"
+        lists = {k: tuple(_name(h, f"{w}.{k}") for h in _list(expect[k], f"{w}.{k}"))
+                 for k in ("mta_sts_refused", "dane_refused") if k in expect}
+        truth = DomainExpect(
+            mta_sts=_optional_choice(expect, "mta_sts", _MTA_STS_VERDICTS, w),
+            mta_sts_fetch=_optional_choice(expect, "mta_sts_fetch",
+                                           tuple(s.value for s in FetchStatus), w),
+            mta_sts_refused=lists.get("mta_sts_refused"),
+            tlsrpt=_optional_choice(expect, "tlsrpt", tuple(s.value for s in RecordStatus), w),
+            tlsrpt_rua=(tuple(_str(u, f"{w}.tlsrpt_rua") for u in _list(
+                expect["tlsrpt_rua"], f"{w}.tlsrpt_rua")) if "tlsrpt_rua" in expect else None),
+            dane=_optional_choice(expect, "dane", _DANE_VERDICTS, w),
+            dane_refused=lists.get("dane_refused"),
+            cert_matches_domain=(_bool(expect["cert_matches_domain"], f"{w}.cert_matches_domain")
+                                 if "cert_matches_domain" in expect else None),
+        )
+        return replace(domain, dnssec=dnssec, tlsrpt=tlsrpt, mta_sts=mta_sts, expect=truth)
+
+    @staticmethod
+    def mta_sts(domain: str, raw: Any, where: str) -> MtaSts:
+        where = f"{where}: mta_sts"
+        raw = _table(raw, where)
+        _keys(raw, where, optional={"txt", "address", "policy", "serve", "content_type",
+                                    "certificate"})
+        txt = tuple(_str(t, f"{where}.txt") for t in _list(raw.get("txt", []), f"{where}.txt"))
+        address = _address(raw["address"], f"{where}.address") if "address" in raw else None
+        if address == IPV6_LOOPBACK:
+            raise _Invalid(f"{where}.address: the policy host needs an address in 127.0.0.0/8")
+        serve = _enum(PolicyServe, raw.get("serve", "ok"), f"{where}.serve")
+        certificate = _enum(Certificate, raw.get("certificate", "ca"), f"{where}.certificate")
+        if certificate is Certificate.CLIENT_ONLY:
+            raise _Invalid(f"{where}.certificate: 'client_only' is for SMTP hosts")
+        content_type = _str(raw.get("content_type", "text/plain; charset=utf-8"),
+                            f"{where}.content_type")
+        if not re.fullmatch(r"[\x20-\x7e]+", content_type):
+            raise _Invalid(f"{where}.content_type must be printable ASCII")
+        return MtaSts(domain, txt, address, _str(raw.get("policy", ""), f"{where}.policy"), serve,
+                      content_type, certificate)
 
     @staticmethod
     def mx_record(raw: Any, where: str) -> tuple[int, str]:
@@ -603,6 +841,70 @@ class _Parser:
             if getattr(derived, key) != value:
                 raise _Invalid(f"[scenario.expect] {key} = {value!r}, but the hosts and domains "
                                f"give {getattr(derived, key)}")
+
+
+_HOST_ENFORCEMENT_KEYS = frozenset({"certificate_names", "certificate_key", "send_ca", "tlsa",
+                                    "tlsa_dnssec"})
+_WEBPKI_RESULTS = tuple(r.value for r in list(TlsResult)[:6])
+_DANE_HOST_OUTCOMES = ("authenticated", "encrypted", "opportunistic", "unreachable",
+                       TlsResult.TLSA_INVALID.value, TlsResult.DNSSEC_INVALID.value,
+                       TlsResult.STARTTLS_NOT_SUPPORTED.value)
+_MTA_STS_VERDICTS = ("none", "invalid-record", "multiple-records", "dns-error", "fetch-failed",
+                     "invalid-policy", "mode-none", "testing", "enforce-ok", "enforce-degraded",
+                     "enforce-breaks", "enforce-unreachable")
+_DANE_VERDICTS = ("none", "mx-insecure", "mx-bogus", "insecure", "ok", "unusable", "degraded",
+                  "breaks", "unreachable")
+_CERT_RESULTS: dict[Certificate, TlsResult] = {
+    Certificate.CA: TlsResult.OK,
+    Certificate.EXPIRED: TlsResult.CERTIFICATE_EXPIRED,
+    Certificate.WRONG_NAME: TlsResult.CERTIFICATE_HOST_MISMATCH,
+    Certificate.SELF_SIGNED: TlsResult.CERTIFICATE_NOT_TRUSTED,
+    Certificate.UNTRUSTED: TlsResult.CERTIFICATE_NOT_TRUSTED,
+    Certificate.CLIENT_ONLY: TlsResult.VALIDATION_FAILURE,
+}
+
+
+def _implied_webpki(host: Host) -> str | None:
+    """The ``webpki_result`` a host's settings give (see :mod:`research.pki` for the order)."""
+    status = host.expect_status
+    if status in (HostStatus.NO_STARTTLS, HostStatus.STARTTLS_REJECTED):
+        return TlsResult.STARTTLS_NOT_SUPPORTED.value
+    if status is HostStatus.TLS_FAILED:
+        return TlsResult.VALIDATION_FAILURE.value
+    if status is not HostStatus.STARTTLS or host.certificate is None:
+        return None
+    result = _CERT_RESULTS[host.certificate]
+    if result is TlsResult.OK and not name_matches(host.name, list(host.leaf_names)):
+        result = TlsResult.CERTIFICATE_HOST_MISMATCH
+    return result.value
+
+
+def _optional_choice(raw: Mapping[str, Any], key: str, choices: tuple[str, ...],
+                     where: str) -> str | None:
+    if key not in raw:
+        return None
+    value = raw[key]
+    if value not in choices:
+        raise _Invalid(f"{where}.{key} is {value!r}; expected one of "
+                       + ", ".join(repr(c) for c in choices))
+    return str(value)
+
+
+_TLSA_RE = re.compile(r"(\d{1,3}) (\d{1,3}) (\d{1,3}) (match|mismatch|(?:[0-9a-f]{2})+)")
+
+
+def _tlsa(raw: Any, where: str, serves_tls: bool) -> str:
+    text = _str(raw, where).strip().lower()
+    match = _TLSA_RE.fullmatch(text)
+    if not match or max(int(match.group(i)) for i in (1, 2, 3)) > 255:
+        raise _Invalid(f"{where}: {raw!r} is not 'usage selector matching-type data' with data "
+                       "'match', 'mismatch' or hex")
+    if match.group(4) == "match":
+        if not serves_tls:
+            raise _Invalid(f"{where}: 'match' needs a host that serves TLS")
+        if int(match.group(2)) > 1 or int(match.group(3)) > 2:
+            raise _Invalid(f"{where}: 'match' needs selector 0/1 and matching type 0/1/2")
+    return text
 
 
 def _implied_status(host: Host) -> HostStatus:
