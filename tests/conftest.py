@@ -61,6 +61,9 @@ def hostile_scan(hostile_testbed: Testbed, tmp_path_factory: pytest.TempPathFact
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr
     return TimedScan(base / "out", load_results(base / "out"), elapsed)
+
+
+@pytest.fixture(scope="session")
 def enforcement_survey(enforcement_testbed: Testbed,
                        tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved survey of the ``enforcement`` scenario, DNSSEC validated from the testbed's trust
