@@ -21,6 +21,8 @@ A scenario is a TOML file ``data/testbed/NAME.toml`` with three parts::
     ciphers = "..."                 # optional OpenSSL cipher string for TLS <= 1.2
     certificate = "ca"              # ca | self_signed | wrong_name | expired; default "ca"
     software = "Postfix"            # banner: "220 <name> ESMTP <software>"
+    accept_mail = false             # normal only: accept MAIL/RCPT/DATA and discard the mail
+                                    # (for an MTA delivering to the testbed; off by default)
     greeting = "554 5.7.1 ..."      # greeting_error only, required there
     expect = { status = "starttls", versions = ["TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"] }
 
@@ -128,6 +130,9 @@ class Host:
     expect_status: HostStatus
     expect_versions: tuple[str, ...]
     """Version labels (``research.schema`` style, e.g. ``"TLS 1.2"``) the scan must find."""
+    accept_mail: bool = False
+    """Accept MAIL, RCPT and DATA and discard the message (``normal`` hosts only), so that a
+    real MTA can complete a delivery; by default every transaction is refused."""
 
     @property
     def serves_tls(self) -> bool:
@@ -333,7 +338,7 @@ class _Parser:
             where,
             required={"name", "addresses", "expect"},
             optional={"behaviour", "starttls", "tls_min", "tls_max", "ciphers", "certificate",
-                      "software", "greeting"},
+                      "software", "greeting", "accept_mail"},
         )
         addresses = tuple(_address(a, f"{where}: addresses")
                           for a in _list(raw["addresses"], f"{where}.addresses"))
@@ -367,6 +372,9 @@ class _Parser:
                 raise _Invalid(f"{where}: greeting must be one line starting with a 4xx/5xx code")
         elif "greeting" in raw:
             raise _Invalid(f"{where}: 'greeting' applies to behaviour 'greeting_error' only")
+        accept_mail = _bool(raw.get("accept_mail", False), f"{where}: accept_mail")
+        if accept_mail and not normal:
+            raise _Invalid(f"{where}: 'accept_mail' applies to behaviour 'normal' only")
         software = _str(raw.get("software", "Postfix"), f"{where}: software")
         if not re.fullmatch(r"[\x20-\x7e]+", software):
             raise _Invalid(f"{where}: software must be printable ASCII")
@@ -384,6 +392,7 @@ class _Parser:
             greeting=greeting,
             expect_status=HostStatus.STARTTLS,
             expect_versions=(),
+            accept_mail=accept_mail,
         )
         status, versions = self.host_expect(raw["expect"], where)
         implied = _implied_status(host)
