@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-import postfix_harness as h  # noqa: E402
+import postfix_harness as h
 
 CONFIG = """\
 exim_user = Debian-exim

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-import postfix_harness as h  # noqa: E402
+import postfix_harness as h
 
 MC = """\
 divert(-1)
