@@ -383,13 +383,30 @@ def run_workload(tb: object, out_dir: Path, *, capture: bool) -> dict[str, Path]
     return files
 
 
+def pcap_to_pcapng_gz(pcap: Path, target: Path) -> Path:
+    """Re-encode tcpdump's pcap as gzip-compressed pcapng (same packets and timestamps) with
+    dpkt's pcapng writer: tcpdump itself writes only pcap."""
+    import gzip
+
+    import dpkt
+
+    with pcap.open("rb") as src, gzip.open(target, "wb") as dst:
+        reader = dpkt.pcap.Reader(src)
+        writer = dpkt.pcapng.Writer(dst, snaplen=reader.snaplen, linktype=reader.datalink())
+        for ts, buf in reader:
+            writer.writepkt(buf, ts=ts)
+    return target
+
+
 def record_samples(out_dir: Path) -> dict[str, Path]:
-    """Run the workload against the ``mta`` testbed and keep the log and capture in
-    ``out_dir``."""
+    """Run the workload against the ``mta`` testbed and keep the log and capture (as pcap and
+    as gzip-compressed pcapng) in ``out_dir``."""
     from research.testbed import Testbed
 
     with Testbed.start("mta") as tb:
-        return run_workload(tb, out_dir, capture=True)
+        files = run_workload(tb, out_dir, capture=True)
+    files["pcapng"] = pcap_to_pcapng_gz(files["pcap"], out_dir / "postfix-sessions.pcapng.gz")
+    return files
 
 
 WORKLOAD: dict[str, str] = {
