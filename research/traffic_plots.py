@@ -21,8 +21,10 @@ _VERSION_COLOURS = {CLEAR_TEXT: "#D55E00", "SSL 3.0": "#CC79A7", "TLS 1.0": "#E6
 
 
 def _period(sessions: pd.DataFrame) -> str:
-    times = pd.to_datetime(sessions["time"], utc=True).dropna() if len(sessions) else []
-    if not len(times):
+    if not len(sessions):
+        return "period unknown"
+    times = pd.to_datetime(sessions["time"], utc=True).dropna()
+    if times.empty:
         return "period unknown"
     first, last = times.min().date().isoformat(), times.max().date().isoformat()
     return first if first == last else f"{first} – {last}"
@@ -53,7 +55,8 @@ def plot_traffic_versions(sessions: pd.DataFrame) -> Figure:
         for version in order:
             if version not in rows.index:
                 continue
-            share, count = float(rows.at[version, "share"]), int(rows.at[version, "sessions"])
+            share = float(rows["share"].loc[version])
+            count = int(rows["sessions"].loc[version])
             ax.barh(i, share, left=left, color=_VERSION_COLOURS.get(version, PALETTE[0]),
                     label=version if i == 0 or version not in
                     set(dist[dist["direction"] == directions[0]]["version"]) else None,

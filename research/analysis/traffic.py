@@ -190,7 +190,7 @@ def observed_results(sessions: pd.DataFrame, direction: str | None = "outbound"
                                   if len(checked) else None)
         hosts.append(row)
         for (version, cipher), _ in tls.groupby(["tls_version", "cipher"]):
-            facts = traits(cipher) if str(cipher).startswith("TLS_") else None
+            facts = traits(str(cipher)) if str(cipher).startswith("TLS_") else None
             ciphers.append({"mx_host": host, "ip": ip or None, "tls_version": version,
                             "cipher": cipher,
                             "key_exchange": facts.key_exchange if facts else None,
@@ -199,7 +199,7 @@ def observed_results(sessions: pd.DataFrame, direction: str | None = "outbound"
                             "anonymous": facts.anonymous if facts else None})
     return SurveyResults(
         domains=make_table("domains", domains),
-        mx=make_table("mx", mx.to_dict("records")),
+        mx=make_table("mx", [{str(k): v for k, v in r.items()} for r in mx.to_dict("records")]),
         hosts=make_table("hosts", hosts),
         ciphers=make_table("ciphers", ciphers),
         meta={"source": "observed sessions", "direction": direction},
@@ -226,11 +226,12 @@ def traffic_policy_sweep(sessions: pd.DataFrame, direction: str | None = "outbou
     per_peer = s.groupby("peer").size()
     rank = s["tls_version"].map(version_rank).where(s["tls"].fillna(False).astype(bool), -1)
     failing, lost_sessions = [], []
-    for row in sweep.itertuples(index=False):
-        minimum = check_version(row.min_version) if isinstance(row.min_version, str) else 0
-        requires_tls = bool(row.require_starttls) or isinstance(row.min_version, str)
+    for row in sweep.to_dict("records"):
+        minimum = check_version(row["min_version"]) if isinstance(row["min_version"], str) else 0
+        requires_tls = bool(row["require_starttls"]) or isinstance(row["min_version"], str)
         failing.append(int(((rank < minimum) | (rank < 0)).sum()) if requires_tls else 0)
-        lost_sessions.append(int(per_peer.reindex(list(row.lost_domains)).fillna(0).sum()))
+        lost = [str(p) for p in row["lost_domains"]]
+        lost_sessions.append(int(per_peer.reindex(lost).fillna(0).sum()))
     sweep["sessions"] = len(s)
     sweep["sessions_failing"] = failing
     sweep["lost_peer_sessions"] = lost_sessions
@@ -255,3 +256,13 @@ def peers_failing(sessions: pd.DataFrame, min_version: str = "TLS 1.2",
     table = peer_table(sessions, direction)
     out = table.merge(lost, on="peer", how="inner")
     return out.reset_index(drop=True)
+
+
+def without_duplicate_captures(sessions: pd.DataFrame) -> pd.DataFrame:
+    """The log rows when there are any, else the capture rows.
+
+    A capture taken on a server whose logs were read too records the same sessions again; the
+    log rows are the ones to keep (they name the recipient domain and the certificate check).
+    """
+    logged = sessions["source"] != "pcap"
+    return sessions[logged] if logged.any() else sessions

@@ -26,6 +26,7 @@ from typing import IO, Any, Protocol, cast
 
 import pandas as pd
 
+from research.config import DATA_DIR, META_NAME, RESULTS_DIR
 from research.errors import InputError
 from research.logs.exim import EximParser
 from research.logs.lines import Clock, family, frame
@@ -33,6 +34,7 @@ from research.logs.postfix import PostfixParser
 from research.logs.sendmail import SendmailParser
 from research.pcap import capture_kind, read_capture
 from research.sessions import (
+    SESSIONS_FILE,
     InputStats,
     Row,
     SessionWriter,
@@ -52,6 +54,8 @@ __all__ = [
     "load_sessions",
     "load_sessions_meta",
     "read_sessions",
+    "sample_files",
+    "sessions_for_notebook",
     "sessions_frame",
     "sessions_from",
     "write_sessions",
@@ -210,3 +214,53 @@ def write_sessions(paths: Sequence[str | Path], out_dir: str | Path, *,
     }
     write_meta(out_dir, meta)
     return meta
+
+
+SAMPLES_DIR = DATA_DIR / "samples"
+"""Small real logs and captures shipped with the project (provenance in its README.md)."""
+SAMPLE_LOCAL_IPS = ("127.0.0.1",)
+"""The sampled Postfix listened and sent from 127.0.0.1: its captures' local address."""
+
+
+def sample_files() -> list[Path]:
+    """The shipped sample logs and captures (everything in :data:`SAMPLES_DIR` but README)."""
+    return sorted(p for p in SAMPLES_DIR.iterdir() if p.is_file() and p.suffix != ".md")
+
+
+def sessions_for_notebook(target: str = "testbed", results_dir: str | Path | None = None,
+                          logs: str | Path | Sequence[str | Path] | None = None, *,
+                          local_ips: Sequence[str] = (), timezone: str = "UTC"
+                          ) -> pd.DataFrame:
+    """The sessions a notebook works on.
+
+    ``results_dir`` holding a ``sessions.parquet`` is loaded as it is. Otherwise the inputs
+    are read and written there first (``DIR/sessions.parquet`` and ``meta.json``; into
+    ``DIR/sessions/`` when ``DIR`` already holds a survey's ``meta.json``; default
+    ``results/my-mail-server``): the files ``logs`` names, or, for ``target="testbed"``
+    without ``logs``, the shipped samples of real Postfix, Exim and Sendmail logs and a
+    capture (:func:`sample_files`).
+
+    Raises:
+        InputError: ``target`` is neither ``testbed`` nor ``live``; ``target="live"`` without
+            ``logs``; an input cannot be read.
+    """
+    if target not in ("testbed", "live"):
+        raise InputError(f"target must be 'testbed' or 'live', not {target!r}")
+    out = Path(results_dir) if results_dir else RESULTS_DIR / "my-mail-server"
+    if (out / SESSIONS_FILE).is_file():
+        return load_sessions(out)
+    if (out / META_NAME).exists():
+        out = out / "sessions"  # a survey lives there: keep its meta.json
+        if (out / SESSIONS_FILE).is_file():
+            return load_sessions(out)
+    if logs is None:
+        if target == "live":
+            raise InputError("target 'live' needs logs: the paths of your MTA's logs or "
+                             "captures")
+        files: list[Path] = sample_files()
+        local = list(local_ips) or list(SAMPLE_LOCAL_IPS)
+    else:
+        files = [Path(logs)] if isinstance(logs, str | Path) else [Path(p) for p in logs]
+        local = list(local_ips)
+    write_sessions(files, out, timezone=timezone, local_ips=local)
+    return load_sessions(out)
