@@ -117,8 +117,9 @@ def read_capture(stream: IO[bytes], stats: InputStats, *,
     """
     local = {_normal_ip(ip) for ip in local_ips}
     flows: Bounded[tuple[Any, ...], _Flow] = Bounded()
+    tracked = _ShortReads(stream)
     try:
-        reader = _reader(stream, stats)
+        reader = _reader(tracked, stats)
         decode = _link_decoder(reader.datalink())
         for number, (ts, buf) in enumerate(reader, 1):
             stats.lines = number
@@ -152,8 +153,28 @@ def read_capture(stream: IO[bytes], stats: InputStats, *,
             struct.error):
         # dpkt raises these for a cut-off or damaged file: keep what was read, count the rest.
         stats.unparseable += 1
+    else:
+        if tracked.short:
+            # dpkt's pcap reader hands out a cut-off last packet without complaint.
+            stats.unparseable += 1
     for flow in list(flows.values()):
         yield from _finish(flow, stats, local)
+
+
+class _ShortReads:
+    """A binary stream that remembers whether a read came back short but not empty (a file
+    cut off inside a record)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self.name = getattr(stream, "name", "capture")
+        self.short = False
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        if size > 0 and 0 < len(data) < size:
+            self.short = True
+        return data
 
 
 SMTP_PORTS = frozenset({25, 465, 587, 2525})
@@ -172,7 +193,7 @@ def _ends(src: tuple[str, int], dst: tuple[str, int], *, syn: bool,
     return (dst, src) if src[1] < dst[1] else (src, dst)
 
 
-def _reader(stream: IO[bytes], stats: InputStats) -> Any:
+def _reader(stream: Any, stats: InputStats) -> Any:
     if stats.kind == "pcapng":
         return dpkt.pcapng.Reader(stream)
     return dpkt.pcap.Reader(stream)
