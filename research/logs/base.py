@@ -12,9 +12,10 @@ from research.logs.names import cipher_bits, iana_cipher, peer_domain
 from research.schema import Direction
 from research.sessions import Row, version_label
 
-MAX_OPEN = 50_000
+MAX_OPEN = 10_000
 """Most processes tracked at once; the oldest is forgotten beyond this, so state stays bounded
-however long the log (an MTA has far fewer sessions open at a time)."""
+however long the log (an MTA runs far fewer processes at a time: Postfix's default process
+limit is 100)."""
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -34,7 +35,7 @@ class Bounded(OrderedDict[K, V], Generic[K, V]):
             self.popitem(last=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tls:
     """What a log line says about a negotiated TLS session."""
 
@@ -52,7 +53,7 @@ class Tls:
         return cls(label, name, number, verification)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Peer:
     host: str | None
     ip: str | None
@@ -75,7 +76,7 @@ def session_row(*, source: str, file: str, line: int, time: dt.datetime | None,
     }
 
 
-@dataclass
+@dataclass(slots=True)
 class _Connection:
     peer: Peer
     tls: Tls | None
