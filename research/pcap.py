@@ -249,6 +249,7 @@ def _finish(flow: _Flow, stats: InputStats, local: set[str]) -> Iterator[Row]:
     row.update({
         "tls": hello.version is not None,
         "starttls_offered": hello.starttls_offered,
+        "starttls_used": hello.starttls_used,
         "tls_version": hello.version,
         "cipher": hello.cipher,
         "bits": cipher_bits(hello.cipher),

@@ -249,6 +249,9 @@ SESSIONS = _cols(
     ("tls", _BOOL, "TLS was negotiated; false for a session seen in clear text."),
     ("starttls_offered", _BOOL, "Captures: the server's EHLO reply advertised STARTTLS; null "
      "from logs, and when the capture missed the EHLO reply."),
+    ("starttls_used", _BOOL, "The client issued STARTTLS. Captures: as seen (true with a failed "
+     "handshake too); logs: true for TLS sessions, null otherwise (a failed attempt is not told "
+     "apart)."),
     ("tls_version", _STRING, "Negotiated protocol version label, e.g. `TLS 1.2`; null without "
      "TLS."),
     ("cipher", _STRING, "Negotiated cipher suite: its IANA name where the logged name maps to "

@@ -188,6 +188,9 @@ def _write_config(pf: PostfixInstance, ca_file: Path | None,
         "smtpd_peername_lookup": "no",
         "smtp_connection_cache_on_demand": "no",
         "notify_classes": "",
+        # One delivery attempt: a failure bounces at once instead of waiting in the queue.
+        "maximal_queue_lifetime": "0",
+        "bounce_queue_lifetime": "0",
         "smtp_tls_security_level": "may",
         "smtp_tls_loglevel": "1",
         "smtp_tls_protocols": ">=TLSv1",
@@ -355,7 +358,8 @@ def tcpdump(path: Path, bpf: str) -> Iterator[Path]:
 
 
 def run_workload(tb: object, out_dir: Path, *, capture: bool) -> dict[str, Path]:
-    """Run :data:`WORKLOAD` (plus a refused delivery) through Postfix against the running
+    """Run :data:`WORKLOAD` (plus a refused delivery, and one whose outbound TLS handshake
+    fails) through Postfix against the running
     ``mta`` testbed ``tb``; copy the log (and, with ``capture``, a tcpdump capture of every
     session) into ``out_dir``. Returns ``{"log": path, "pcap": path}``.
     """
@@ -373,8 +377,10 @@ def run_workload(tb: object, out_dir: Path, *, capture: bool) -> dict[str, Path]
               else contextlib.nullcontext(None)) as pcap:
             exercise(pf, WORKLOAD)
             send(pf.smtpd_port, "bob@refuses.mta.test", tls_version="TLS 1.3")
+            send(pf.smtpd_port, f"bob@{FAILED_HANDSHAKE_DOMAIN}",
+                 tls_version=FAILED_HANDSHAKE_CLIENT_VERSION)
             pf.wait_idle()
-            pf.wait_for_log("disconnect from", count=len(WORKLOAD) + 2)
+            pf.wait_for_log("disconnect from", count=len(WORKLOAD) + 3)
             time.sleep(0.5)
         if pcap is not None:
             files["pcap"] = pcap
@@ -408,6 +414,12 @@ def record_samples(out_dir: Path) -> dict[str, Path]:
     files["pcapng"] = pcap_to_pcapng_gz(files["pcap"], out_dir / "postfix-sessions.pcapng.gz")
     return files
 
+
+FAILED_HANDSHAKE_DOMAIN = "garbage.mta.test"
+"""Its testbed host answers STARTTLS with garbage (Postfix only: the Exim and Sendmail samples
+were recorded before it was added)."""
+FAILED_HANDSHAKE_CLIENT_VERSION = "TLS 1.2"
+"""The version the client submitting that message uses."""
 
 WORKLOAD: dict[str, str] = {
     "TLS 1.0": "tls10.mta.test",

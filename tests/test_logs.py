@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from postfix_harness import WORKLOAD
+from postfix_harness import FAILED_HANDSHAKE_CLIENT_VERSION, FAILED_HANDSHAKE_DOMAIN, WORKLOAD
 
 from research.cli import main
 from research.config import DATA_DIR
@@ -45,16 +45,24 @@ def relay_host(domain: str) -> Host:
     return MTA.host(MTA.domain(domain).mail_hosts[0])
 
 
-def expected_outbound() -> dict[str, str | None]:
-    """Recipient domain -> the version its testbed host negotiates (its newest), None w/o TLS."""
+def expected_outbound(failed_handshake: bool = False) -> dict[str, str | None]:
+    """Recipient domain -> the version its testbed host negotiates (its newest), None w/o TLS.
+
+    ``failed_handshake``: the workload included the delivery to the host that answers STARTTLS
+    with garbage (the Postfix runs; the Exim and Sendmail samples predate it).
+    """
     domains = [*WORKLOAD.values(), REFUSED_DOMAIN]
+    if failed_handshake:
+        domains.append(FAILED_HANDSHAKE_DOMAIN)
     return {d: (relay_host(d).versions[-1] if relay_host(d).serves_tls else None)
             for d in domains}
 
 
-def expected_inbound_versions() -> Counter[str]:
-    """Versions the clients used: one message per workload version, plus the refused one."""
-    return Counter([v for v in WORKLOAD if v != "plain"] + ["TLS 1.3"])
+def expected_inbound_versions(failed_handshake: bool = False) -> Counter[str]:
+    """Versions the clients used: one message per workload version, plus the refused one (and
+    the one whose delivery's handshake fails, in the Postfix runs)."""
+    extra = [FAILED_HANDSHAKE_CLIENT_VERSION] if failed_handshake else []
+    return Counter([v for v in WORKLOAD if v != "plain"] + ["TLS 1.3", *extra])
 
 
 def outbound_by_domain(sessions: pd.DataFrame) -> dict[str, pd.Series]:
@@ -64,30 +72,37 @@ def outbound_by_domain(sessions: pd.DataFrame) -> dict[str, pd.Series]:
 
 
 def check_outbound(sessions: pd.DataFrame, verification: dict[str, str],
-                   overrides: dict[str, str] | None = None) -> None:
+                   overrides: dict[str, str] | None = None, *,
+                   failed_handshake: bool = False) -> None:
     """Every delivery of the workload is one outbound session with the relay's version;
     ``verification`` by the relay's certificate kind, ``overrides`` by recipient domain."""
     rows = outbound_by_domain(sessions)
-    assert set(rows) == set(expected_outbound())
-    for domain, version in expected_outbound().items():
+    expected = expected_outbound(failed_handshake)
+    assert set(rows) == set(expected)
+    for domain, version in expected.items():
         row = rows[domain]
         host = relay_host(domain)
         assert row["peer_ip"] == host.addresses[0], domain
         if version is None:
             assert not row["tls"] and pd.isna(row["tls_version"]), domain
+            # Tried and failed (garbage after STARTTLS), or not offered at all.
+            tried = row["starttls_used"]
+            assert (tried is True) if host.behaviour == "tls_garbage" else pd.isna(tried)
             continue
+        assert row["starttls_used"] is True, domain
         assert row["tls"] and row["tls_version"] == version, domain
         expected = (overrides or {}).get(domain, verification[str(host.certificate)])
         assert row["verification"] == expected, domain
         assert row["bits"] == cipher_bits(row["cipher"]) and row["bits"] >= 128, domain
 
 
-def check_inbound(sessions: pd.DataFrame, verification: str, clear_text: int = 2) -> None:
+def check_inbound(sessions: pd.DataFrame, verification: str, clear_text: int = 2, *,
+                  failed_handshake: bool = False) -> None:
     """The clients' sessions: one per TLS version used, and at least ``clear_text`` without
     TLS (the clear-text submission and, where the MTA logs connections, the bare session)."""
     inbound = sessions[sessions["direction"] == "inbound"]
     tls = inbound[inbound["tls"]]
-    assert Counter(tls["tls_version"]) == expected_inbound_versions()
+    assert Counter(tls["tls_version"]) == expected_inbound_versions(failed_handshake)
     assert set(tls["verification"]) == {verification}
     assert (inbound["peer_ip"] == "127.0.0.1").all()
     assert (~inbound["tls"]).sum() >= clear_text
@@ -103,11 +118,11 @@ def postfix_sessions(postfix_run: dict[str, object]) -> pd.DataFrame:
 def test_postfix_logs_every_delivery_with_its_tls(postfix_sessions: pd.DataFrame) -> None:
     # may + the testbed CA: "Trusted"; the harness's verify policy for tls13: "Verified".
     check_outbound(postfix_sessions, {"ca": "trusted", "self_signed": "untrusted"},
-                   {"tls13.mta.test": Verification.VERIFIED.value})
+                   {"tls13.mta.test": Verification.VERIFIED.value}, failed_handshake=True)
 
 
 def test_postfix_logs_every_inbound_session(postfix_sessions: pd.DataFrame) -> None:
-    check_inbound(postfix_sessions, Verification.ANONYMOUS.value)
+    check_inbound(postfix_sessions, Verification.ANONYMOUS.value, failed_handshake=True)
     assert set(postfix_sessions["source"]) == {"postfix"}
 
 
@@ -192,6 +207,7 @@ def _tls_lines(path: Path, marker: str) -> list[str]:
 TRUNCATION_CASES = [
     (POSTFIX_SAMPLE, "TLS connection established", " with cipher "),
     (POSTFIX_SAMPLE, "TLS connection established", " (256/"),
+    (POSTFIX_SAMPLE, "SSL_connect error", "error to 127.0.201.7["),
     (EXIM_SAMPLE, " X=TLS", " X=TLS1."),
     (SENDMAIL_SAMPLE, "STARTTLS=", ", cipher="),
     (SENDMAIL_SAMPLE, "STARTTLS=", ", bits="),

@@ -36,7 +36,7 @@ def check_capture(sessions: pd.DataFrame) -> None:
     assert len(inbound) + len(outbound) == len(sessions)
     # Inbound: each client was pinned to one version, and offered only that one.
     tls_in = inbound[inbound["tls"]]
-    assert Counter(tls_in["tls_version"]) == expected_inbound_versions()
+    assert Counter(tls_in["tls_version"]) == expected_inbound_versions(failed_handshake=True)
     for _, row in tls_in.iterrows():
         assert row["offered_versions"] == [row["tls_version"]]
         assert row["starttls_offered"] is True
@@ -45,16 +45,22 @@ def check_capture(sessions: pd.DataFrame) -> None:
     assert (~inbound["tls"]).sum() >= 2
     # Outbound: one connection per relay, the relay's version chosen from Postfix's offer.
     by_ip = {str(r["peer_ip"]): r for _, r in outbound.iterrows()}
-    expected = expected_outbound()
+    expected = expected_outbound(failed_handshake=True)
     assert set(by_ip) == {relay_host(d).addresses[0] for d in expected}
     for domain, version in expected.items():
         row = by_ip[relay_host(domain).addresses[0]]
         assert row["peer_port"] > 0
+        if version is None and relay_host(domain).behaviour == "tls_garbage":
+            # STARTTLS offered and used, a ClientHello sent, garbage back: no TLS.
+            assert row["starttls_offered"] is True and row["starttls_used"] is True, domain
+            assert row["offered_versions"] == POSTFIX_CLIENT_OFFERS and not row["tls"]
+            continue
         if version is None:
             assert row["starttls_offered"] is False and not row["tls"]
-            assert row["offered_versions"] == []
+            assert row["starttls_used"] is False and row["offered_versions"] == []
             continue
         assert row["starttls_offered"] is True and row["tls"], domain
+        assert row["starttls_used"] is True, domain
         assert row["tls_version"] == version, domain
         assert row["offered_versions"] == POSTFIX_CLIENT_OFFERS, domain
         assert row["cipher"] in row["offered_ciphers"] and row["bits"] >= 128, domain
@@ -102,7 +108,7 @@ def test_without_local_ips_the_server_is_the_peer() -> None:
     assert sessions["direction"].isna().all()
     # Every connection's server: Postfix's smtpd on 127.0.0.1 or a testbed host on 127.0.201.x.
     assert set(sessions["peer_ip"]) <= {"127.0.0.1"} | {
-        h.addresses[0] for h in (relay_host(d) for d in expected_outbound())}
+        h.addresses[0] for h in (relay_host(d) for d in expected_outbound(True))}
 
 
 def test_truncated_and_damaged_captures(tmp_path: Path) -> None:

@@ -41,10 +41,15 @@ def postfix() -> pd.DataFrame:
     return read_sessions([POSTFIX_SAMPLE])
 
 
+def postfix_outbound() -> dict[str, str | None]:
+    """What the Postfix sample delivered (its workload includes the failed handshake)."""
+    return expected_outbound(failed_handshake=True)
+
+
 def lost_at(minimum: str | None) -> set[str]:
     """Recipient domains a sender requiring STARTTLS (and ``minimum``) loses, by ground truth."""
     rank = version_rank(minimum) if minimum else -1
-    return {d for d, v in expected_outbound().items() if v is None or version_rank(v) < rank}
+    return {d for d, v in postfix_outbound().items() if v is None or version_rank(v) < rank}
 
 
 @pytest.mark.parametrize("minimum", [None, "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"])
@@ -52,11 +57,11 @@ def test_policy_sweep_on_observed_peers(postfix: pd.DataFrame, minimum: str | No
     sweep = traffic_policy_sweep(postfix, "outbound", [minimum])
     row = sweep.iloc[0]
     assert set(row["lost_domains"]) == lost_at(minimum)
-    assert row["domains"] == len(expected_outbound())
-    assert row["reachable"] == len(expected_outbound()) - len(lost_at(minimum))
+    assert row["domains"] == len(postfix_outbound())
+    assert row["reachable"] == len(postfix_outbound()) - len(lost_at(minimum))
     # One delivery per domain in the workload: as many failing sessions as lost peers.
     assert row["sessions_failing"] == row["lost_peer_sessions"] == len(lost_at(minimum))
-    assert row["sessions"] == len(expected_outbound())
+    assert row["sessions"] == len(postfix_outbound())
 
 
 def test_peers_failing_tls12_names_the_reason(postfix: pd.DataFrame) -> None:
@@ -64,6 +69,8 @@ def test_peers_failing_tls12_names_the_reason(postfix: pd.DataFrame) -> None:
     assert set(failing["peer"]) == lost_at("TLS 1.2")
     reasons = dict(zip(failing["peer"], failing["reason"], strict=True))
     assert reasons["plain.mta.test"] == "no STARTTLS"
+    # Handshake failed: the host offered STARTTLS, but no session negotiated TLS with it.
+    assert reasons["garbage.mta.test"] == "no STARTTLS"
     assert reasons["tls10.mta.test"] == "max TLS 1.0 < TLS 1.2"
     # Inbound, some client negotiated TLS 1.3 from 127.0.0.1: that peer can do 1.2.
     assert peers_failing(postfix, "TLS 1.2", direction="inbound").empty
@@ -71,10 +78,10 @@ def test_peers_failing_tls12_names_the_reason(postfix: pd.DataFrame) -> None:
 
 def test_version_distribution_by_direction(postfix: pd.DataFrame) -> None:
     dist = version_distribution(postfix).set_index(["direction", "version"])
-    expected = pd.Series(expected_outbound()).fillna(CLEAR_TEXT).value_counts()
+    expected = pd.Series(postfix_outbound()).fillna(CLEAR_TEXT).value_counts()
     for version, count in expected.items():
         assert dist.loc[("outbound", version), "sessions"] == count
-    for version, count in expected_inbound_versions().items():
+    for version, count in expected_inbound_versions(failed_handshake=True).items():
         assert dist.loc[("inbound", version), "sessions"] == count
     shares = dist.groupby(level="direction")["share"].sum()
     assert shares.round(9).eq(1).all()
@@ -101,7 +108,7 @@ def test_peers_and_their_versions_across_mtas() -> None:
 def test_observed_results_is_a_survey(postfix: pd.DataFrame) -> None:
     results = observed_results(postfix)
     mx = results.mx.set_index("domain")["mx_host"]
-    for domain, version in expected_outbound().items():
+    for domain, version in postfix_outbound().items():
         row = results.hosts[results.hosts["mx_host"] == mx[domain]]
         assert len(row) == 1
         newest = row["max_version"].iloc[0]
@@ -119,7 +126,7 @@ def test_bad_arguments_raise_analysis_errors(postfix: pd.DataFrame) -> None:
 def test_with_peer_prefers_the_recipient_domain(postfix: pd.DataFrame) -> None:
     peers = with_peer(postfix)
     outbound = peers[peers["direction"] == "outbound"]
-    assert set(outbound["peer"]) == set(expected_outbound())
+    assert set(outbound["peer"]) == set(postfix_outbound())
     assert set(peers.loc[peers["direction"] == "inbound", "peer"]) == {"127.0.0.1"}
 
 

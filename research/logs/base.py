@@ -62,14 +62,16 @@ class Peer:
 
 def session_row(*, source: str, file: str, line: int, time: dt.datetime | None,
                 direction: Direction | None, peer: Peer, tls: Tls | None,
-                mail_domain: str | None = None) -> Row:
-    """One ``sessions`` row (see :data:`research.schema.SESSIONS`)."""
+                mail_domain: str | None = None, attempted: bool = False) -> Row:
+    """One ``sessions`` row (see :data:`research.schema.SESSIONS`); ``attempted``: a STARTTLS
+    whose handshake failed was logged."""
     return {
         "time": time, "source": source, "file": file, "line": line,
         "direction": direction.value if direction else None,
         "peer_host": peer.host, "peer_ip": peer.ip, "peer_port": peer.port,
         "peer_domain": peer_domain(peer.host), "mail_domain": mail_domain,
         "tls": tls is not None, "starttls_offered": None,
+        "starttls_used": True if tls is not None or attempted else None,
         "tls_version": tls.version if tls else None, "cipher": tls.cipher if tls else None,
         "bits": tls.bits if tls else None, "verification": tls.verification if tls else None,
         "offered_versions": [], "offered_ciphers": [],
@@ -84,6 +86,7 @@ class _Connection:
     line: int
     messages: set[str]
     emitted: bool
+    attempted: bool = False
 
 
 class ClientConnections:
@@ -110,7 +113,7 @@ class ClientConnections:
     def _row(self, c: _Connection, mail_domain: str | None) -> Row:
         return session_row(source=self._source, file=self._file, line=c.line, time=c.time,
                            direction=Direction.OUTBOUND, peer=c.peer, tls=c.tls,
-                           mail_domain=mail_domain)
+                           mail_domain=mail_domain, attempted=c.attempted)
 
     def tls(self, process: str, peer: Peer, tls: Tls, time: dt.datetime | None,
             line: int) -> list[Row]:
@@ -118,9 +121,19 @@ class ClientConnections:
         self._open[process] = _Connection(peer, tls, time, line, set(), emitted=False)
         return rows
 
+    def failed_tls(self, process: str, peer: Peer, time: dt.datetime | None,
+                   line: int) -> list[Row]:
+        """A STARTTLS handshake that failed: the connection's delivery line is then a session
+        without TLS that tried it."""
+        rows = self._pending(process)
+        self._open[process] = _Connection(peer, None, time, line, set(), emitted=False,
+                                          attempted=True)
+        return rows
+
     def _pending(self, process: str) -> list[Row]:
         old = self._open.pop(process, None)
-        return [self._row(old, None)] if old and old.tls and not old.emitted else []
+        waiting = old is not None and (old.tls or old.attempted) and not old.emitted
+        return [self._row(old, None)] if old is not None and waiting else []
 
     def delivery(self, process: str, peer: Peer, message: str, mail_domain: str | None,
                  time: dt.datetime | None, line: int, *, reused: bool = False) -> list[Row]:
@@ -145,6 +158,7 @@ class ClientConnections:
         return [*rows, self._row(self._open[process], mail_domain)]
 
     def finish(self) -> list[Row]:
-        rows = [self._row(c, None) for c in self._open.values() if c.tls and not c.emitted]
+        rows = [self._row(c, None) for c in self._open.values()
+                if (c.tls or c.attempted) and not c.emitted]
         self._open.clear()
         return rows

@@ -22,6 +22,9 @@ Sessions without TLS, the heuristic:
   same process is a clear-text session, unless ``conn_use=N`` (N >= 2) says it reused a cached
   connection (opened, and its TLS logged, elsewhere). See
   :class:`~research.logs.base.ClientConnections`.
+
+A failed handshake (``SSL_connect error to host[ip]:port``, ``SSL_accept error from host[ip]``)
+makes its session one without TLS that tried STARTTLS (``starttls_used``).
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ _DELIVERY = re.compile(
     r"(?P<qid>[0-9A-Za-z]+): to=<(?P<rcpt>[^>]*)>, (?:orig_to=<[^>]*>, )?"
     r"relay=(?P<relay>[^,]+), (?P<rest>.*\bstatus=\w+.*)")
 _RELAY = re.compile(r"(?P<name>[^\[\s]+)\[(?P<ip>[^\]]+)\](?::(?P<port>\d+))?")
+_SSL_ERROR = re.compile(
+    r"SSL_(?P<side>connect|accept) error (?:to|from) (?P<name>[^\[\s]+)\[(?P<ip>[^\]]+)\]"
+    r"(?::(?P<port>\d+))?")
 _CONN_USE = re.compile(r"\bconn_use=(\d+)")
 _LEVELS = {"Anonymous": Verification.ANONYMOUS, "Untrusted": Verification.UNTRUSTED,
            "Trusted": Verification.TRUSTED, "Verified": Verification.VERIFIED}
@@ -53,13 +59,14 @@ _NOT_SMTP = ("local", "virtual", "lmtp", "pipe", "discard", "error", "retry")
 
 
 class _Inbound:
-    __slots__ = ("line", "peer", "time", "tls")
+    __slots__ = ("attempted", "line", "peer", "time", "tls")
 
     def __init__(self, peer: Peer, time: dt.datetime | None, line: int) -> None:
         self.peer = peer
         self.time = time
         self.line = line
         self.tls: Tls | None = None
+        self.attempted = False
 
 
 class PostfixParser:
@@ -93,6 +100,19 @@ class PostfixParser:
                 session = self._smtpd[process] = _Inbound(peer, line.time, number)
             session.tls, session.time, session.line = tls, line.time, number
             return []
+        if msg.startswith(("SSL_connect error to ", "SSL_accept error from ")):
+            m = _SSL_ERROR.match(msg)
+            if not m:
+                return None
+            host, ip = split_peer(m["name"], m["ip"])
+            peer = Peer(host, ip, int(m["port"]) if m["port"] else None)
+            if m["side"] == "connect":
+                return self._clients.failed_tls(process, peer, line.time, number)
+            session = self._smtpd.get(process)
+            if session is None or session.peer.ip != ip:
+                session = self._smtpd[process] = _Inbound(peer, line.time, number)
+            session.attempted = True
+            return []
         if msg.startswith("connect from "):
             m = _CONNECT.match(msg)
             if not m:
@@ -116,7 +136,8 @@ class PostfixParser:
         if session is None:
             return []
         return [session_row(source=SOURCE, file=self.file, line=session.line, time=session.time,
-                            direction=Direction.INBOUND, peer=session.peer, tls=session.tls)]
+                            direction=Direction.INBOUND, peer=session.peer, tls=session.tls,
+                            attempted=session.attempted)]
 
     def _delivery(self, line: Line, msg: str, process: str, number: int) -> list[Row] | None:
         m = _DELIVERY.match(msg)
