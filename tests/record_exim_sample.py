@@ -8,6 +8,11 @@ it). How the shipped sample was made, on a developer machine, as root::
     apt-get download exim4-daemon-light exim4-base libidn12
     for f in *.deb; do dpkg -x "$f" root; done
     useradd --system --no-create-home --user-group Debian-exim   # the binary's compiled-in user
+    apt-get install libidn12             # a library exim4 links (re-exec'd as setuid, so
+                                         # LD_LIBRARY_PATH into the unpacked tree is ignored)
+    mkdir -p /etc/exim4 && echo /tmp/exim/exim.conf > /etc/exim4/trusted_configs
+                                         # Debian's TRUSTED_CONFIG_LIST: with -C, Exim keeps
+                                         # its privileges only for a listed configuration
     .venv/bin/python tests/record_exim_sample.py /tmp/exim data/samples/
 
 The Exim binary runs from the unpacked tree with a configuration of our own (``-C``): a daemon
