@@ -10,8 +10,9 @@ what the ServerHello chose (TLS 1.3 from supported_versions). Connections that a
 (no ``220`` greeting and no ``EHLO``/``HELO``) are left out.
 
 Memory: a connection's state is dropped once it has closed (both FINs or a RST) and a row
-emitted, and at most :data:`STREAM_LIMIT` bytes per direction are kept, so a long capture is
-read in bounded memory.
+emitted, at most :data:`STREAM_LIMIT` bytes per direction are kept, and beyond
+:data:`~research.logs.base.MAX_OPEN` open connections the oldest is reported and dropped, so a
+long capture is read in bounded memory.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import IO, Any
 import dpkt
 from dpkt import ssl_ciphersuites
 
-from research.logs.base import Bounded, Peer, session_row
+from research.logs.base import MAX_OPEN, Peer, session_row
 from research.logs.names import cipher_bits
 from research.schema import VERSION_BY_LABEL, Direction
 from research.sessions import InputStats, Row
@@ -116,7 +117,9 @@ def read_capture(stream: IO[bytes], stats: InputStats, *,
     record in ``stats``), never raise.
     """
     local = {_normal_ip(ip) for ip in local_ips}
-    flows: Bounded[tuple[Any, ...], _Flow] = Bounded()
+    # Insertion-ordered: the oldest open connection is the first to give way when too many
+    # are open (a capture that missed their FIN/RST), and it is reported, not dropped.
+    flows: dict[tuple[Any, ...], _Flow] = {}
     tracked = _ShortReads(stream)
     try:
         reader = _reader(tracked, stats)
@@ -136,6 +139,9 @@ def read_capture(stream: IO[bytes], stats: InputStats, *,
                     yield from _finish(flow, stats, local)
                 client, server = _ends(src, dst, syn=syn, ack=ack)
                 flow = flows[key] = _Flow(client, server, ts, number)
+                if len(flows) > MAX_OPEN:
+                    oldest = next(iter(flows))
+                    yield from _finish(flows.pop(oldest), stats, local)
             up = src == flow.client
             half = flow.up if up else flow.down
             if syn:
