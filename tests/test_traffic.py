@@ -161,3 +161,23 @@ def test_sessions_for_notebook(tmp_path: Path) -> None:
         sessions_for_notebook("live", tmp_path / "live")
     with pytest.raises(InputError):
         sessions_for_notebook("moon", tmp_path / "x")
+
+
+def test_notebook_reads_the_logs_it_is_given(tmp_path: Path) -> None:
+    """Notebook 05 with a ``logs`` parameter parses those files (not the samples) and names
+    the peers a TLS 1.2 minimum would lose."""
+    from test_notebooks import execute
+
+    from research.config import PROJECT_DIR
+
+    nb = execute(PROJECT_DIR / "notebooks" / "05_your_mail_server.ipynb", tmp_path,
+                 target="live", results_dir=str(tmp_path / "mine"),
+                 logs=[str(SENDMAIL_SAMPLE)])
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "\n".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+                     for o in outputs)
+    assert f"{len(read_sessions([SENDMAIL_SAMPLE]))} sessions from 1 file (" in text
+    for domain in lost_at("TLS 1.2") - {"garbage.mta.test"}:
+        assert domain in text
+    assert (tmp_path / "mine" / "sessions.parquet").is_file()

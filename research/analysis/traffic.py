@@ -266,3 +266,14 @@ def without_duplicate_captures(sessions: pd.DataFrame) -> pd.DataFrame:
     """
     logged = sessions["source"] != "pcap"
     return sessions[logged] if logged.any() else sessions
+
+
+def describe(sessions: pd.DataFrame) -> str:
+    """One line: how many sessions, from how many files, per source and direction."""
+    files = sessions["file"].nunique() if len(sessions) else 0
+    sources = ", ".join(f"{k}: {v}" for k, v in sessions["source"].value_counts().items())
+    directions = ", ".join(f"{k}: {v}" for k, v in
+                           sessions["direction"].fillna("unknown").value_counts().items())
+    return (f"{len(sessions)} session{'s' if len(sessions) != 1 else ''} from {files} "
+            f"file{'s' if files != 1 else ''} (by source: {sources or 'none'}; "
+            f"by direction: {directions or 'none'})")
