@@ -28,7 +28,7 @@ from research.config import DATA_DIR
 from research.logs import InputStats, read_sessions, sessions_from, write_sessions
 from research.logs.lines import Clock, frame
 from research.logs.names import cipher_bits, iana_cipher
-from research.schema import SESSIONS, TLS_VERSIONS, Verification
+from research.schema import SESSIONS, SESSIONS_META_KEYS, TLS_VERSIONS, Verification
 from research.sessions import load_sessions
 from research.testbed import Host, load_scenario
 
@@ -332,6 +332,8 @@ def test_data_readme_documents_the_sessions_table() -> None:
     body = section[1].split("### ", 1)[0]
     documented = set(re.findall(r"^\| `([a-z0-9_]+)` \|", body, re.M))
     assert documented == {c.name for c in SESSIONS}
+    meta = readme.split("### `meta.json` of `starttls-survey logs`", 1)[1].split("\n## ", 1)[0]
+    assert set(re.findall(r"^\| `([a-z_]+)` \|", meta, re.M)) == set(SESSIONS_META_KEYS)
 
 
 def test_cli_logs_writes_table_and_meta(tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -346,6 +348,7 @@ def test_cli_logs_writes_table_and_meta(tmp_path: Path, capsys: pytest.CaptureFi
     assert list(sessions.columns) == [c.name for c in SESSIONS]
     assert str(sessions["time"].dtype) == "datetime64[us, UTC]"
     meta = json.loads((out / "meta.json").read_text())
+    assert set(meta) == set(SESSIONS_META_KEYS)
     assert [i["path"] for i in meta["inputs"]] == [str(f) for f in files]
     assert meta["counts"]["sessions"] == expected
     assert all(i["unparseable"] == 0 and i["kind"] == "log" for i in meta["inputs"])
