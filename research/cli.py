@@ -7,6 +7,7 @@ input, with a one-line message; 130 interrupted (the tables for what finished ar
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scan_options(scan, out_required=True)
     scan.add_argument("--resume", action="store_true",
                       help="continue a survey in --out, skipping finished work")
+    scan.add_argument("--opt-out", type=Path, metavar="FILE",
+                      help="names (with everything below them) and IP networks never to "
+                           "contact, one a line")
 
     testbed = sub.add_parser("testbed", help="the loopback testbed")
     tb_sub = testbed.add_subparsers(dest="testbed_command", required=True, parser_class=_Parser)
@@ -117,6 +121,11 @@ def _add_scan_options(p: argparse.ArgumentParser, *, out_required: bool) -> None
                    dest="per_host_connections", help="connections to one host at once")
     p.add_argument("--trust-ca", type=Path, metavar="FILE",
                    help="extra PEM root certificates for the certificate check")
+    p.add_argument("--mta-sts-port", type=_port, default=443, metavar="N",
+                   help="HTTPS port of MTA-STS policy hosts (443)")
+    p.add_argument("--dnssec-anchor", type=Path, metavar="FILE",
+                   help="DS/DNSKEY trust anchors: validate DNSSEC here instead of trusting "
+                   "the resolver's AD bit")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars (default: on a terminal)")
 
@@ -176,16 +185,32 @@ def _scan(args: argparse.Namespace) -> int:
         raise SurveyError("give either DOMAIN arguments or --domains FILE")
     if args.trust_ca is not None and not args.trust_ca.is_file():
         raise SurveyError(f"{args.trust_ca}: --trust-ca file not found")
+    if args.dnssec_anchor is not None and not args.dnssec_anchor.is_file():
+        raise SurveyError(f"{args.dnssec_anchor}: --dnssec-anchor file not found")
     domains = read_domain_list(args.domains_file) if args.domains_file else from_arguments(
         args.domains
     )
-    results = run_survey(
-        domains, args.out, resolver=args.resolver, port=args.port, ehlo_name=args.ehlo_name,
-        timeout=args.timeout, concurrency=args.concurrency,
-        per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
-        resume=args.resume, progress=args.progress,
-    )
+    try:
+        results = run_survey(
+            domains, args.out, resolver=args.resolver, port=args.port, ehlo_name=args.ehlo_name,
+            timeout=args.timeout, concurrency=args.concurrency,
+            per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
+            resume=args.resume, progress=args.progress, opt_out=args.opt_out,
+            mta_sts_port=args.mta_sts_port, dnssec_anchor=args.dnssec_anchor,
+        )
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; tables of the finished work written to {args.out}/ "
+              "(rerun with --resume to finish)", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Probe threads (ours, non-daemon) may sit in a network call for up to a session's
+        # time budget, and Python would wait for them at exit; their results are not wanted.
+        os._exit(130)
     _print_summary(results, args.out)
+    if results.meta.get("smtp_port_blocked"):
+        print(f"{PROG}: warning: every host timed out or refused the connection while DNS "
+              f"worked: outbound port {args.port} is probably blocked on this network, so the "
+              "host statuses describe the network, not the mail servers", file=sys.stderr)
     return 0
 
 
@@ -248,3 +273,4 @@ def _print_summary(results: SurveyResults, out: Path) -> None:
 
     print(format_summary(results))
     print(f"\nTables written to {out}/")
+

@@ -46,6 +46,12 @@ class HostAddresses:
     addresses: list[str] = field(default_factory=list)
     """IPv4 addresses first, then IPv6, each in DNS order."""
     error: str | None = None
+    canonical: str | None = None
+    """The name the addresses belong to when ``host`` is an alias (CNAME) of it, else None."""
+
+
+IP_LITERAL_ERROR = ("MX target is an IP address, not a host name (RFC 5321 §5.1); mail servers "
+                    "such as Postfix and Exim do not use it, so neither does the survey")
 
 
 def parse_server(text: str) -> tuple[str, int]:
@@ -205,12 +211,17 @@ def resolve_addresses(
 ) -> HostAddresses:
     """The A then AAAA addresses of ``host``; ``error`` says why there are none.
 
-    An MX target that is an IP literal (a misconfiguration, RFC 5321 §5.1 forbids it) is looked
-    up like any name, which normally finds nothing. Never raises for DNS failures.
+    An MX target that is an IP literal (a misconfiguration, RFC 5321 §5.1 forbids it) is not
+    looked up and has no addresses. A target that is an alias (CNAME, against RFC 2181 §10.3)
+    is followed, as mail servers do, and ``canonical`` names where it led. Never raises for DNS
+    failures.
     """
+    if _is_ip_literal(host):
+        return HostAddresses(host, [], IP_LITERAL_ERROR)
     resolver = resolver or make_resolver()
     addresses: list[str] = []
     errors: list[str] = []
+    canonical: str | None = None
     nxdomain = False
     for rdtype in ("A", "AAAA"):
         try:
@@ -223,10 +234,20 @@ def resolve_addresses(
             continue
         if answer is not None and answer.rrset is not None:
             addresses.extend(r.address for r in answer.rrset)
+            if _normalise_host(answer.canonical_name) != host.lower().rstrip("."):
+                canonical = _normalise_host(answer.canonical_name)
     if addresses:
-        return HostAddresses(host, addresses)
+        return HostAddresses(host, addresses, canonical=canonical)
     if nxdomain:
         return HostAddresses(host, [], "NXDOMAIN")
     if errors:
         return HostAddresses(host, [], "; ".join(errors))
     return HostAddresses(host, [], "no A/AAAA records")
+
+
+def _is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
