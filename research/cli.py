@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="an earlier survey of the same list, to compare against")
     report.add_argument("--dpi", type=_positive_int, default=300, help="PNG resolution")
 
+    _add_logs_parser(sub)
+
     demo = sub.add_parser("demo", help="survey the isc-2019 testbed and print the headline")
     demo.add_argument("--out", type=Path, default=config.RESULTS_DIR / "demo-isc-2019",
                       help="output directory (replaced)")
@@ -128,6 +130,24 @@ def _add_scan_options(p: argparse.ArgumentParser, *, out_required: bool) -> None
                    help="progress bars (default: on a terminal)")
 
 
+def _add_logs_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    logs = sub.add_parser(
+        "logs", help="TLS sessions from your own MTA's logs and packet captures",
+        description="Read Postfix, Exim and Sendmail logs (plain or gzip) and pcap/pcapng "
+                    "captures, recognised by content; write DIR/sessions.parquet and meta.json.")
+    logs.add_argument("files", nargs="+", type=Path, metavar="FILE", help="logs or captures")
+    logs.add_argument("--out", type=Path, required=True, metavar="DIR",
+                      help="output directory for sessions.parquet and meta.json")
+    logs.add_argument("--timezone", default="UTC", metavar="ZONE",
+                      help="IANA zone the server logs local times in (default UTC)")
+    logs.add_argument("--year", type=_positive_int, default=None,
+                      help="year of syslog dates, which have none (default: from each file's "
+                           "modification time)")
+    logs.add_argument("--local-ip", action="append", default=[], metavar="IP",
+                      dest="local_ips", help="this server's address, to tell inbound from "
+                                             "outbound in captures (repeatable)")
+
+
 def _version() -> str:
     from research import __version__
 
@@ -145,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "logs":
+            return _logs(args)
     except SurveyError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -226,6 +248,23 @@ def _report(args: argparse.Namespace) -> int:
     page = write_report(results, args.out or args.results / "report", previous=previous,
                         dpi=args.dpi)
     print(f"Report written to {page}")
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from research.errors import InputError
+    from research.logs import write_sessions
+
+    try:
+        meta = write_sessions(args.files, args.out, timezone=args.timezone, year=args.year,
+                              local_ips=args.local_ips)
+    except OSError as exc:
+        raise InputError(f"{args.out}: cannot write ({exc.strerror or exc})") from None
+    for item in meta["inputs"]:
+        print(f"{item['path']}: {item['kind']}{' (gzip)' if item['compressed'] else ''}, "
+              f"{item['lines']} {'packets' if item['kind'] != 'log' else 'lines'}, "
+              f"{item['sessions']} sessions, {item['unparseable']} unparseable")
+    print(f"{meta['counts']['sessions']} sessions written to {args.out}/sessions.parquet")
     return 0
 
 

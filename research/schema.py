@@ -421,3 +421,91 @@ def column_names(table: str) -> list[str]:
 
 def dtypes(table: str) -> dict[str, str]:
     return {c.name: c.dtype for c in TABLES[table]}
+
+
+# -- traffic observed on one's own mail server (research.logs, research.pcap) -------------------
+
+
+class Direction(StrEnum):
+    """Which side of a session the mail server whose log or capture was read is."""
+
+    INBOUND = "inbound"
+    """A peer connected to this server (Postfix ``smtpd``, Exim ``<=``, ``STARTTLS=server``)."""
+    OUTBOUND = "outbound"
+    """This server delivered to a peer (Postfix ``smtp``, Exim ``=>``, ``STARTTLS=client``)."""
+
+
+class Verification(StrEnum):
+    """How the peer's certificate fared, as the MTA logged it (normalised across MTAs)."""
+
+    VERIFIED = "verified"
+    """Chain and name verified (Postfix ``Verified``, Exim ``CV=yes``/``CV=dane``, Sendmail
+    ``verify=OK``/``TRUSTED``)."""
+    TRUSTED = "trusted"
+    """Chain verified, name not checked (Postfix ``Trusted``)."""
+    UNTRUSTED = "untrusted"
+    """A certificate that did not verify (Postfix ``Untrusted``, Sendmail ``verify=FAIL`` and
+    its other error values)."""
+    UNVERIFIED = "unverified"
+    """No certificate, or one that did not verify: the log does not tell which (Exim
+    ``CV=no``)."""
+    ANONYMOUS = "anonymous"
+    """The peer presented no certificate (Postfix ``Anonymous``, Sendmail ``verify=NO``/``NOT``)."""
+
+
+SESSIONS = _cols(
+    ("time", _TIME, "When the session's TLS handshake (or, without TLS, the session) was logged "
+     "or captured (UTC; syslog and Exim times are read in the zone given by `--timezone`)."),
+    ("source", _STRING, "What the row was read from: `postfix`, `exim`, `sendmail` (log lines) "
+     "or `pcap` (a packet capture)."),
+    ("file", _STRING, "The input file."),
+    ("line", _INT, "Line number (logs) or packet number (captures) the row was read at."),
+    ("direction", _STRING, "One of: " + ", ".join(d.value for d in Direction) + "; null for a "
+     "capture when neither end is a `--local-ip`."),
+    ("peer_host", _STRING, "The peer's host name as logged; null when only its address is known "
+     "(Postfix `unknown`, an address literal)."),
+    ("peer_ip", _STRING, "The peer's IP address."),
+    ("peer_port", _INT, "The peer's TCP port where known (outbound: the server's port)."),
+    ("peer_domain", _STRING, "Registrable part of `peer_host` (`research.analysis.provider_of`): "
+     "the peer's provider; null without a host name."),
+    ("mail_domain", _STRING, "Outbound: the domain of the recipient whose delivery used this "
+     "connection; null for inbound sessions and when no delivery line names it."),
+    ("tls", _BOOL, "TLS was negotiated; false for a session seen in clear text."),
+    ("starttls_offered", _BOOL, "Captures: the server's EHLO reply advertised STARTTLS; null "
+     "from logs, and when the capture missed the EHLO reply."),
+    ("starttls_used", _BOOL, "The client issued STARTTLS. Captures: as seen (true with a failed "
+     "handshake too); logs: true for TLS sessions, null otherwise (a failed attempt is not told "
+     "apart)."),
+    ("tls_version", _STRING, "Negotiated protocol version label, e.g. `TLS 1.2`; null without "
+     "TLS."),
+    ("cipher", _STRING, "Negotiated cipher suite: its IANA name where the logged name maps to "
+     "one (OpenSSL and GnuTLS names are translated), else as logged."),
+    ("bits", _INT, "Symmetric key bits of the negotiated suite."),
+    ("verification", _STRING, "Peer certificate check, one of: "
+     + ", ".join(v.value for v in Verification) + "; null when not logged (captures)."),
+    ("offered_versions", _LIST, "Captures: the versions the ClientHello offered (its "
+     "supported_versions extension, else its legacy version), as labels; empty from logs."),
+    ("offered_ciphers", _LIST, "Captures: the cipher suites the ClientHello offered (IANA "
+     "names, GREASE values left out); empty from logs."),
+)
+
+SESSION_TABLES: dict[str, tuple[Column, ...]] = {"sessions": SESSIONS}
+"""Tables written by ``starttls-survey logs`` (kept apart from :data:`TABLES`, the survey's)."""
+
+SESSIONS_META_KEYS: dict[str, str] = {
+    "created_at": "When the table was written, ISO 8601 UTC.",
+    "tool": "`starttls-survey` and its version.",
+    "versions": "Versions of Python and the libraries that read the inputs (pandas, pyarrow, "
+    "dpkt).",
+    "inputs": "One entry per input file: `path`, `kind` (`log`, `pcap`, `pcapng`), `compressed`, "
+    "`lines` (log lines or packets read), `sessions`, `unparseable` (log lines that are not "
+    "log lines of a known format, or TLS lines whose fields cannot be read) and `sources` "
+    "(sessions per MTA).",
+    "options": "`timezone`, `year` and `local_ips` as given.",
+    "counts": "Rows of `sessions`, and sessions per direction, TLS version and source.",
+}
+
+
+def session_dtypes(table: str = "sessions") -> dict[str, str]:
+    """pandas dtypes of a table of :data:`SESSION_TABLES`."""
+    return {c.name: c.dtype for c in SESSION_TABLES[table]}

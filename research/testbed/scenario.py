@@ -24,6 +24,8 @@ A scenario is a TOML file ``data/testbed/NAME.toml`` with three parts::
     ciphers = "..."                 # optional OpenSSL cipher string for TLS <= 1.2
     certificate = "ca"              # ca | self_signed | wrong_name | expired; default "ca"
     software = "Postfix"            # banner: "220 <name> ESMTP <software>"
+    accept_mail = false             # normal only: accept MAIL/RCPT/DATA and discard the mail
+                                    # (for an MTA delivering to the testbed; off by default)
     greeting = "554 5.7.1 ..."      # greeting_error only, required there
     flood_bytes = 1048576           # endless_line / endless_continuation only: bytes sent
                                     # before hanging up (default 64 MiB)
@@ -274,6 +276,10 @@ class Host:
     expect_webpki: str | None = None
     """``webpki_result`` the scan must find (``ok`` or an RFC 8460 type); None: not stated."""
     expect_dane: str | None = None
+
+    accept_mail: bool = False
+    """Accept MAIL, RCPT and DATA and discard the message (``normal`` hosts only), so that a
+    real MTA can complete a delivery; by default every transaction is refused."""
 
     @property
     def leaf_names(self) -> tuple[str, ...]:
@@ -556,7 +562,7 @@ class _Parser:
             where,
             required={"name", "addresses", "expect"},
             optional={"behaviour", "starttls", "tls_min", "tls_max", "ciphers", "certificate",
-                      "software", "greeting", "flood_bytes", "aliases",
+                      "software", "greeting", "flood_bytes", "aliases", "accept_mail",
                       *_HOST_ENFORCEMENT_KEYS},
         )
         addresses = tuple(_address(a, f"{where}: addresses")
@@ -592,6 +598,9 @@ class _Parser:
                 raise _Invalid(f"{where}: greeting must be one line starting with a 4xx/5xx code")
         elif "greeting" in raw:
             raise _Invalid(f"{where}: 'greeting' applies to behaviour 'greeting_error' only")
+        accept_mail = _bool(raw.get("accept_mail", False), f"{where}: accept_mail")
+        if accept_mail and not normal:
+            raise _Invalid(f"{where}: 'accept_mail' applies to behaviour 'normal' only")
         software = _str(raw.get("software", "Postfix"), f"{where}: software")
         if not re.fullmatch(r"[\x20-\x7e]+", software):
             raise _Invalid(f"{where}: software must be printable ASCII")
@@ -622,6 +631,7 @@ class _Parser:
             expect_versions=(),
             flood_bytes=flood_bytes,
             aliases=aliases,
+            accept_mail=accept_mail,
         )
         host = self.host_enforcement(host, raw, where)
         status, versions, error = self.host_expect(raw["expect"], where)

@@ -341,12 +341,22 @@ class _Session(SMTP):
         self.transport.close()
 
     async def smtp_MAIL(self, arg: str | None) -> None:
+        if self._host.accept_mail:
+            # aiosmtpd's transaction; the handler has no handle_DATA, so mail is discarded.
+            await super().smtp_MAIL(arg)
+            return
         await self.push("502 5.7.0 This testbed server accepts no mail")
 
     async def smtp_RCPT(self, arg: str | None) -> None:
+        if self._host.accept_mail:
+            await super().smtp_RCPT(arg)
+            return
         await self.push("503 5.5.1 Error: need MAIL command")
 
     async def smtp_DATA(self, arg: str) -> None:
+        if self._host.accept_mail:
+            await super().smtp_DATA(arg)
+            return
         await self.push("503 5.5.1 Error: need RCPT command")
 
     async def smtp_AUTH(self, arg: str) -> None:
