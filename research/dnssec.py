@@ -41,6 +41,7 @@ from dns.rdtypes.ANY.DNSKEY import DNSKEY
 from dns.rdtypes.ANY.DS import DS
 
 from research.config import DNS_RETRIES
+from research.dns import TemporaryDnsFailure, query
 from research.errors import InputError
 from research.schema import DnssecStatus
 
@@ -118,10 +119,6 @@ class Lookup:
     dns_error: bool = False
 
 
-class _Temporary(Exception):
-    pass
-
-
 class DnssecResolver:
     """Looks up RRsets with their DNSSEC state, by :data:`ANCHOR_METHOD` when ``anchors`` are
     given, else by :data:`AD_METHOD`. Thread-safe; validated zone keys are cached."""
@@ -159,7 +156,7 @@ class DnssecResolver:
         except dns.resolver.NXDOMAIN:
             found.nxdomain = True
             return found
-        except _Temporary as exc:
+        except TemporaryDnsFailure as exc:
             found.error, found.dns_error = str(exc), True
             return found
         if answer.rrset is None:
@@ -173,20 +170,7 @@ class DnssecResolver:
         return found
 
     def _query(self, name: dns.name.Name, rdtype: str) -> dns.resolver.Answer:
-        last = ""
-        for _ in range(self.retries + 1):
-            try:
-                return self._resolver.resolve(name, rdtype, search=False,
-                                              raise_on_no_answer=False)
-            except dns.resolver.NXDOMAIN:
-                raise
-            except dns.resolver.NoNameservers as exc:
-                last = f"{rdtype} query: {exc}"
-            except dns.exception.Timeout:
-                last = f"{rdtype} query timed out"
-            except dns.exception.DNSException as exc:
-                last = f"{rdtype} query failed: {exc}"
-        raise _Temporary(last)
+        return query(self._resolver, name, rdtype, self.retries)
 
     def _validate(self, rrset: dns.rrset.RRset, sigs: dns.rrset.RRset | None
                   ) -> tuple[DnssecStatus, str | None]:
@@ -225,7 +209,7 @@ class DnssecResolver:
         assert self.anchors is not None
         try:
             answer = self._query(zone, "DNSKEY")
-        except (dns.resolver.NXDOMAIN, _Temporary) as exc:
+        except (dns.resolver.NXDOMAIN, TemporaryDnsFailure) as exc:
             return DnssecStatus.BOGUS, None, f"{zone} DNSKEY: {exc or 'NXDOMAIN'}"
         if answer.rrset is None:
             return DnssecStatus.BOGUS, None, f"{zone} has no DNSKEY"
@@ -238,7 +222,7 @@ class DnssecResolver:
         else:
             try:
                 ds_answer = self._query(zone, "DS")
-            except (dns.resolver.NXDOMAIN, _Temporary) as exc:
+            except (dns.resolver.NXDOMAIN, TemporaryDnsFailure) as exc:
                 return DnssecStatus.BOGUS, None, f"{zone} DS: {exc or 'NXDOMAIN'}"
             if ds_answer.rrset is None:
                 # An unsigned delegation (not proven: NSEC/NSEC3 are not checked).
