@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -72,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scan_options(scan, out_required=True)
     scan.add_argument("--resume", action="store_true",
                       help="continue a survey in --out, skipping finished work")
+    scan.add_argument("--opt-out", type=Path, metavar="FILE",
+                      help="names (with everything below them) and IP networks never to "
+                           "contact, one a line")
     _add_engine_options(scan)
 
     testbed = sub.add_parser("testbed", help="the loopback testbed")
@@ -102,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="an earlier survey of the same list, to compare against")
     report.add_argument("--dpi", type=_positive_int, default=300, help="PNG resolution")
 
+    _add_logs_parser(sub)
+
     demo = sub.add_parser("demo", help="survey the isc-2019 testbed and print the headline")
     demo.add_argument("--out", type=Path, default=config.RESULTS_DIR / "demo-isc-2019",
                       help="output directory (replaced)")
@@ -127,6 +133,11 @@ def _add_scan_options(p: argparse.ArgumentParser, *, out_required: bool) -> None
                    dest="per_host_connections", help="connections to one host at once")
     p.add_argument("--trust-ca", type=Path, metavar="FILE",
                    help="extra PEM root certificates for the certificate check")
+    p.add_argument("--mta-sts-port", type=_port, default=443, metavar="N",
+                   help="HTTPS port of MTA-STS policy hosts (443)")
+    p.add_argument("--dnssec-anchor", type=Path, metavar="FILE",
+                   help="DS/DNSKEY trust anchors: validate DNSSEC here instead of trusting "
+                   "the resolver's AD bit")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars (default: on a terminal)")
 
@@ -164,6 +175,22 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
                    metavar="S", help="seconds a host is paused before the first retry; doubles")
     p.add_argument("--dask-scheduler", metavar="ADDRESS",
                    help="run the host probes on this Dask cluster (e.g. tcp://10.0.0.5:8786)")
+def _add_logs_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    logs = sub.add_parser(
+        "logs", help="TLS sessions from your own MTA's logs and packet captures",
+        description="Read Postfix, Exim and Sendmail logs (plain or gzip) and pcap/pcapng "
+                    "captures, recognised by content; write DIR/sessions.parquet and meta.json.")
+    logs.add_argument("files", nargs="+", type=Path, metavar="FILE", help="logs or captures")
+    logs.add_argument("--out", type=Path, required=True, metavar="DIR",
+                      help="output directory for sessions.parquet and meta.json")
+    logs.add_argument("--timezone", default="UTC", metavar="ZONE",
+                      help="IANA zone the server logs local times in (default UTC)")
+    logs.add_argument("--year", type=_positive_int, default=None,
+                      help="year of syslog dates, which have none (default: from each file's "
+                           "modification time)")
+    logs.add_argument("--local-ip", action="append", default=[], metavar="IP",
+                      dest="local_ips", help="this server's address, to tell inbound from "
+                                             "outbound in captures (repeatable)")
 
 
 def _version() -> str:
@@ -183,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "logs":
+            return _logs(args)
     except SurveyError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -201,18 +230,35 @@ def _scan(args: argparse.Namespace) -> int:
         raise SurveyError("give either DOMAIN arguments or --domains FILE")
     if args.trust_ca is not None and not args.trust_ca.is_file():
         raise SurveyError(f"{args.trust_ca}: --trust-ca file not found")
+    if args.dnssec_anchor is not None and not args.dnssec_anchor.is_file():
+        raise SurveyError(f"{args.dnssec_anchor}: --dnssec-anchor file not found")
     domains = read_domain_list(args.domains_file) if args.domains_file else from_arguments(
         args.domains
     )
-    with _dask_client(args.dask_scheduler) as client:
-        results = run_survey(
-            domains, args.out, resolver=args.resolver, port=args.port, ehlo_name=args.ehlo_name,
-            timeout=args.timeout, concurrency=args.concurrency,
-            per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
-            resume=args.resume, progress=args.progress, engine=args.engine,
-            retries=args.retries, backoff=args.backoff, executor=client,
-        )
+    try:
+        with _dask_client(args.dask_scheduler) as client:
+            results = run_survey(
+                domains, args.out, resolver=args.resolver, port=args.port,
+                ehlo_name=args.ehlo_name, timeout=args.timeout, concurrency=args.concurrency,
+                per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
+                resume=args.resume, progress=args.progress, opt_out=args.opt_out,
+                mta_sts_port=args.mta_sts_port, dnssec_anchor=args.dnssec_anchor,
+                engine=args.engine, retries=args.retries, backoff=args.backoff,
+                executor=client,
+            )
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; tables of the finished work written to {args.out}/ "
+              "(rerun with --resume to finish)", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Probe threads (ours, non-daemon) may sit in a network call for up to a session's
+        # time budget, and Python would wait for them at exit; their results are not wanted.
+        os._exit(130)
     _print_summary(results, args.out)
+    if results.meta.get("smtp_port_blocked"):
+        print(f"{PROG}: warning: every host timed out or refused the connection while DNS "
+              f"worked: outbound port {args.port} is probably blocked on this network, so the "
+              "host statuses describe the network, not the mail servers", file=sys.stderr)
     return 0
 
 
@@ -281,8 +327,26 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _logs(args: argparse.Namespace) -> int:
+    from research.errors import InputError
+    from research.logs import write_sessions
+
+    try:
+        meta = write_sessions(args.files, args.out, timezone=args.timezone, year=args.year,
+                              local_ips=args.local_ips)
+    except OSError as exc:
+        raise InputError(f"{args.out}: cannot write ({exc.strerror or exc})") from None
+    for item in meta["inputs"]:
+        print(f"{item['path']}: {item['kind']}{' (gzip)' if item['compressed'] else ''}, "
+              f"{item['lines']} {'packets' if item['kind'] != 'log' else 'lines'}, "
+              f"{item['sessions']} sessions, {item['unparseable']} unparseable")
+    print(f"{meta['counts']['sessions']} sessions written to {args.out}/sessions.parquet")
+    return 0
+
+
 def _print_summary(results: SurveyResults, out: Path) -> None:
     from research.analysis import format_summary
 
     print(format_summary(results))
     print(f"\nTables written to {out}/")
+

@@ -19,6 +19,7 @@ from research.config import (
 )
 from research.errors import InputError
 from research.inputs import read_domain_list
+from research.mtasts import HTTPS_PORT
 from research.results import SurveyResults, load_results
 from research.survey import run_survey
 
@@ -61,6 +62,9 @@ def run_demo(
             concurrency=concurrency,
             trust_ca=tb.ca_cert_path,
             progress=progress,
+            # The testbed's zone is signed: validate it from its own trust anchor.
+            dnssec_anchor=tb.dnssec_anchor_path,
+            mta_sts_port=tb.mta_sts_port or HTTPS_PORT,
         )
 
 

@@ -14,12 +14,15 @@ installed and must be allowed to reach the mail servers.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+from functools import cache
 from typing import Any
 
 from research.engine import EngineSettings, scan_host
 from research.errors import InputError
+from research.pki import CertTrust, load_trust
 from research.rawlog import Record
 from research.smtp import probe_smtp
 from research.tls import TlsTarget
@@ -32,16 +35,31 @@ def survey_target(target: TlsTarget, settings: EngineSettings) -> Record:
     """
     from research.survey import host_record  # the survey imports this module
 
+    trust = _trust(settings.trust_ca)
     probe = probe_smtp(target.mx_host, target.ip, port=settings.port,
                        ehlo_name=settings.ehlo_name, timeout=settings.timeout)
     if not probe.starttls_accepted:
-        return host_record(probe, None)
+        return host_record(probe, None, trust=trust)
     scan = scan_host(target, settings)
-    record = host_record(probe, scan)
+    record = host_record(probe, scan, trust=trust)
     record["undecided"] = scan.undecided
     # The client's own count; the testbed's server-side counts are what benchmarks report.
     record["tls_sessions"] = scan.sessions
     return record
+
+
+_trust_lock = threading.Lock()
+
+
+@cache
+def _load_trust(trust_ca: str | None) -> CertTrust:
+    return load_trust(trust_ca)
+
+
+def _trust(trust_ca: str | None) -> CertTrust:
+    """The roots certificates are judged against, loaded once per process (workers too)."""
+    with _trust_lock:
+        return _load_trust(trust_ca)
 
 
 def as_executor(executor: Any) -> Executor:
@@ -98,8 +116,13 @@ def run_targets(targets: Iterable[TlsTarget], settings: EngineSettings, *, windo
                 if nxt is not None:
                     pending.add(pool.submit(survey_target, nxt, settings))
                 yield future.result()
-    finally:
+    except BaseException:
+        # Interrupted (or the consumer stopped): drop what has not started and do not wait for
+        # the hosts being probed, whose records nobody will write.
         for future in pending:
             future.cancel()
         if own:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    if own:
+        pool.shutdown()

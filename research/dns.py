@@ -46,6 +46,12 @@ class HostAddresses:
     addresses: list[str] = field(default_factory=list)
     """IPv4 addresses first, then IPv6, each in DNS order."""
     error: str | None = None
+    canonical: str | None = None
+    """The name the addresses belong to when ``host`` is an alias (CNAME) of it, else None."""
+
+
+IP_LITERAL_ERROR = ("MX target is an IP address, not a host name (RFC 5321 §5.1); mail servers "
+                    "such as Postfix and Exim do not use it, so neither does the survey")
 
 
 def parse_server(text: str) -> tuple[str, int]:
@@ -111,16 +117,20 @@ def describe_resolver(resolver: dns.resolver.Resolver) -> list[str]:
     return out
 
 
-class _Temporary(Exception):
-    """SERVFAIL or a timeout: worth asking again."""
+class TemporaryDnsFailure(Exception):
+    """SERVFAIL or a timeout, still so after the retries; ``str()`` says which query and why."""
 
 
-def _query(
-    resolver: dns.resolver.Resolver, name: str, rdtype: str, retries: int
-) -> dns.resolver.Answer | None:
-    """Answer for ``name``/``rdtype``; ``None`` for NOERROR with no data.
+def query(
+    resolver: dns.resolver.Resolver, name: str | dns.name.Name, rdtype: str, retries: int
+) -> dns.resolver.Answer:
+    """Answer for ``name``/``rdtype``, asking again after SERVFAIL or a timeout.
 
-    Raises ``dns.resolver.NXDOMAIN`` as is, and ``_Temporary`` once retries are spent.
+    NOERROR with no data is an answer whose ``rrset`` is None.
+
+    Raises:
+        dns.resolver.NXDOMAIN: the name does not exist (not retried).
+        TemporaryDnsFailure: still failing after ``retries`` extra attempts.
     """
     last = ""
     for _attempt in range(retries + 1):
@@ -134,7 +144,7 @@ def _query(
             last = f"{rdtype} query timed out"
         except dns.exception.DNSException as exc:
             last = f"{rdtype} query failed: {exc}"
-    raise _Temporary(last)
+    raise TemporaryDnsFailure(last)
 
 
 def _no_nameservers_reason(exc: dns.resolver.NoNameservers) -> str:
@@ -167,12 +177,12 @@ def resolve_mx(
     """
     resolver = resolver or make_resolver()
     try:
-        answer = _query(resolver, domain, "MX", retries)
-        if answer is None or answer.rrset is None:
+        answer = query(resolver, domain, "MX", retries)
+        if answer.rrset is None:
             return _implicit_mx(domain, resolver, retries)
     except dns.resolver.NXDOMAIN:
         return MxResolution(domain, DnsStatus.NXDOMAIN, error="NXDOMAIN")
-    except _Temporary as exc:
+    except TemporaryDnsFailure as exc:
         return MxResolution(domain, DnsStatus.DNS_ERROR, error=str(exc))
 
     records = sorted(
@@ -205,28 +215,43 @@ def resolve_addresses(
 ) -> HostAddresses:
     """The A then AAAA addresses of ``host``; ``error`` says why there are none.
 
-    An MX target that is an IP literal (a misconfiguration, RFC 5321 §5.1 forbids it) is looked
-    up like any name, which normally finds nothing. Never raises for DNS failures.
+    An MX target that is an IP literal (a misconfiguration, RFC 5321 §5.1 forbids it) is not
+    looked up and has no addresses. A target that is an alias (CNAME, against RFC 2181 §10.3)
+    is followed, as mail servers do, and ``canonical`` names where it led. Never raises for DNS
+    failures.
     """
+    if _is_ip_literal(host):
+        return HostAddresses(host, [], IP_LITERAL_ERROR)
     resolver = resolver or make_resolver()
     addresses: list[str] = []
     errors: list[str] = []
+    canonical: str | None = None
     nxdomain = False
     for rdtype in ("A", "AAAA"):
         try:
-            answer = _query(resolver, host, rdtype, retries)
+            answer = query(resolver, host, rdtype, retries)
         except dns.resolver.NXDOMAIN:
             nxdomain = True
             break
-        except _Temporary as exc:
+        except TemporaryDnsFailure as exc:
             errors.append(str(exc))
             continue
-        if answer is not None and answer.rrset is not None:
+        if answer.rrset is not None:
             addresses.extend(r.address for r in answer.rrset)
+            if _normalise_host(answer.canonical_name) != host.lower().rstrip("."):
+                canonical = _normalise_host(answer.canonical_name)
     if addresses:
-        return HostAddresses(host, addresses)
+        return HostAddresses(host, addresses, canonical=canonical)
     if nxdomain:
         return HostAddresses(host, [], "NXDOMAIN")
     if errors:
         return HostAddresses(host, [], "; ".join(errors))
     return HostAddresses(host, [], "no A/AAAA records")
+
+
+def _is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True

@@ -117,6 +117,8 @@ class EngineSettings:
     retries: int = DEFAULT_RETRIES
     backoff: float = DEFAULT_BACKOFF
     engine: Engine = Engine.FULL
+    trust_ca: str | None = None
+    """Extra PEM roots for judging certificates (``--trust-ca``), as a path every worker reads."""
 
 
 @dataclass(frozen=True)
@@ -675,6 +677,9 @@ def _add_certificate(scan: EngineScan, chain: list[str]) -> None:
         scan.errors.append(f"certificate: does not parse ({exc})")
         return
     scan.certificate = summarise(leaf, host)
+    with contextlib.suppress(ValueError):
+        scan.chain = [x509.load_pem_x509_certificate(pem.encode("ascii")).public_bytes(
+            serialization.Encoding.DER) for pem in chain]
     with warnings.catch_warnings():
         # The bundled Mozilla store holds a root with a negative serial number; cryptography
         # warns about it on load, which says nothing about the host.

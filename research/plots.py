@@ -396,6 +396,74 @@ def plot_comparison(comparison: Comparison) -> Figure:
     return fig
 
 
+_RESULT_COLOURS = {"ok": "#009E73", "starttls-not-supported": "#D55E00",
+                   "certificate-not-trusted": "#CC79A7", "certificate-expired": "#E69F00",
+                   "certificate-host-mismatch": "#F0E442", "validation-failure": "#999999",
+                   "tlsa-invalid": "#0072B2", "dnssec-invalid": "#56B4E9"}
+
+
+@styled
+def plot_failure_types(results: SurveyResults) -> Figure:
+    """Horizontal bars, one panel per unit: how sessions of an enforcing sender would end, by
+    RFC 8460 result type (:func:`research.analysis.enforcement.failure_types`): MX hosts under
+    WebPKI (what MTA-STS demands), (domain, MX host) pairs where DANE is in force, and domains
+    with an MTA-STS record (fetching their policy). Bars carry "count (share)"."""
+    from research.analysis.enforcement import (
+        UNIT_DANE_HOST,
+        UNIT_HOST,
+        UNIT_STS_DOMAIN,
+        failure_types,
+    )
+
+    table = failure_types(results)
+    units = [(UNIT_HOST, "MX hosts: WebPKI (MTA-STS rules)"),
+             (UNIT_DANE_HOST, "MX hosts with DANE in force"),
+             (UNIT_STS_DOMAIN, "Domains with an MTA-STS record: policy fetch")]
+    fig = _figure(13, 4.6)
+    axes = fig.subplots(1, len(units))
+    for ax, (unit, title) in zip(axes, units, strict=True):
+        rows = table[table["unit"] == unit]
+        total = int(rows["total"].max()) if len(rows) else 0
+        names = [str(r) for r in rows["result"]]
+        _hbars(ax, names, [int(c) for c in rows["count"]], total,
+               [_RESULT_COLOURS.get(n, "#BBBBBB") for n in names])
+        ax.set_title(f"{title} (n={total})", fontsize=10)
+        ax.set_xlabel("Count")
+        if not total:
+            _no_data(ax)
+    axes[0].set_ylabel("RFC 8460 result type ('ok': the session succeeds)")
+    fig.suptitle("What an enforcing sender would meet, by RFC 8460 result type", fontsize=12,
+                 fontweight="bold")
+    _caption(fig, "left: unique MX hosts that answered SMTP (a host is ok only if every answering "
+             "IP is); middle: (domain, MX host) pairs with a DNSSEC-secure MX RRset and TLSA "
+             "records; right: domains with a valid _mta-sts TXT record", results.meta)
+    return fig
+
+
+@styled
+def plot_enforcement_readiness(results: SurveyResults) -> Figure:
+    """Horizontal bars: domains with MX hosts by enforcement readiness
+    (:data:`research.analysis.enforcement.READINESS`), with "count (share)"."""
+    from research.analysis.enforcement import READINESS, READY_NO_MAIL, enforcement_readiness
+
+    ready = enforcement_readiness(results)
+    mail = ready[ready["readiness"] != READY_NO_MAIL]
+    cats = [c for c in READINESS if c != READY_NO_MAIL]
+    counts = [int((mail["readiness"] == c).sum()) for c in cats]
+    fig = _figure(10, 4.2)
+    ax = fig.add_subplot()
+    colours = ["#009E73", "#E69F00", "#D55E00", "#56B4E9", "#CC79A7", "#BBBBBB", "#999999"]
+    _hbars(ax, cats, counts, len(mail), colours)
+    ax.set_xlabel("Domains")
+    ax.set_ylabel("Readiness")
+    ax.set_title("Could a sender enforce TLS? MTA-STS, DANE and WebPKI per domain")
+    if not len(mail):
+        _no_data(ax)
+    _caption(fig, f"domains with MX hosts (n={len(mail)}); 'enforced' = MTA-STS in enforce "
+             "mode or DANE in force (the worse of the two counts)", results.meta)
+    return fig
+
+
 def all_figures(results: SurveyResults,
                 previous: SurveyResults | None = None) -> dict[str, Figure]:
     """Every chart of a survey, by file-name stem; with ``previous``, also ``comparison``."""

@@ -86,6 +86,11 @@ class _Session:
         self.sock.settimeout(min(self.timeout, remaining))
         try:
             data = self.sock.recv(4096)
+        except TimeoutError:
+            if remaining < self.timeout:
+                # What ran out is the session's budget, not the server's patience per reply.
+                raise _Deadline() from None
+            raise
         except ConnectionResetError:
             raise _Closed("connection reset") from None
         if not data:
@@ -110,7 +115,10 @@ class _Session:
             text = raw.decode("utf-8", "replace")
             if len(text) < 3 or not text[:3].isdigit() or (len(text) > 3 and text[3] not in " -"):
                 shown = text[:80]
-                raise _Hostile(f"not an SMTP reply: {shown!r}")
+                # A web server on the SMTP port is common enough to name it.
+                what = "not an SMTP server, HTTP reply" if text.startswith("HTTP/") else (
+                    "not an SMTP reply")
+                raise _Hostile(f"{what}: {shown!r}")
             if code and int(text[:3]) != code:
                 raise _Hostile("reply code changed inside a multi-line reply")
             code = int(text[:3])

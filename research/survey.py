@@ -1,7 +1,11 @@
 """The survey runner: domains → MX → unique (MX host, IP) targets → SMTP probe → TLS scan.
 
 Each target is scanned once however many domains share it. Every finished domain, address
-lookup and host is appended to the raw log at once, so ``resume=True`` skips all finished work.
+lookup and host is appended to the raw log at once, so ``resume=True`` skips all finished work;
+an interrupt (Ctrl-C) still writes the tables of what finished. Names and addresses on the
+opt-out list are recorded as ``opted_out`` and never contacted. Then come the enforcement
+lookups (:mod:`research.enforcement_scan`): MTA-STS, TLS-RPT and MX DNSSEC per domain, TLSA per
+MX host, logged the same way.
 
 The TLS scan is this project's engine (:mod:`research.engine`: ``full`` or ``versions``), one
 task per target on local threads or a caller's executor (:mod:`research.dispatch`), or, with
@@ -13,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +25,7 @@ from typing import Any, TypeVar
 import dns.resolver
 from tqdm.auto import tqdm
 
-from research import dispatch
+from research import dispatch, enforcement_scan
 from research import dns as mxdns
 from research.certs import summarise_der
 from research.config import (
@@ -35,6 +39,9 @@ from research.config import (
 from research.engine import DEFAULT_BACKOFF, DEFAULT_RETRIES, Engine, EngineSettings
 from research.errors import InputError
 from research.inputs import DomainInput, DomainList, from_arguments
+from research.mtasts import HTTPS_PORT
+from research.optout import OptOutList, read_opt_out
+from research.pki import CertTrust, load_trust
 from research.rawlog import RawLogWriter, Record, read_records, repair
 from research.results import SurveyResults
 from research.schema import TLS_VERSIONS, DnsStatus, HostStatus
@@ -54,6 +61,10 @@ class SurveyOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     per_host_connections: int = DEFAULT_PER_HOST_CONNECTIONS
     trust_ca: str | None = None
+    opt_out: str | None = None
+    """Where the opt-out list came from (a file path), if there was one."""
+    mta_sts_port: int = HTTPS_PORT
+    dnssec_anchor: str | None = None
     engine: str = Engine.FULL.value
     """How TLS is scanned (:class:`research.engine.Engine`); ``versions`` enumerates no suites."""
     retries: int = DEFAULT_RETRIES
@@ -65,6 +76,8 @@ class SurveyOptions:
         """Raises InputError for values no scan can run with."""
         if not 0 < self.port < 65536:
             raise InputError(f"port must be 1..65535, not {self.port}")
+        if not 0 < self.mta_sts_port < 65536:
+            raise InputError(f"MTA-STS port must be 1..65535, not {self.mta_sts_port}")
         if self.timeout <= 0:
             raise InputError(f"timeout must be positive, not {self.timeout:g}")
         if self.concurrency < 1:
@@ -87,7 +100,7 @@ class SurveyOptions:
         return EngineSettings(
             port=self.port, ehlo_name=self.ehlo_name, timeout=self.timeout,
             per_host_connections=self.per_host_connections, retries=self.retries,
-            backoff=self.backoff, engine=Engine(self.engine),
+            backoff=self.backoff, engine=Engine(self.engine), trust_ca=self.trust_ca,
         )
 
 
@@ -104,6 +117,9 @@ def run_survey(
     trust_ca: str | Path | None = None,
     resume: bool = False,
     progress: bool | None = None,
+    opt_out: OptOutList | str | Path | None = None,
+    mta_sts_port: int = HTTPS_PORT,
+    dnssec_anchor: str | Path | None = None,
     engine: str = Engine.FULL.value,
     retries: int = DEFAULT_RETRIES,
     backoff: float = DEFAULT_BACKOFF,
@@ -113,6 +129,14 @@ def run_survey(
 
     ``resolver`` is a dnspython resolver, a list of ``IP[:PORT]`` servers, or ``None`` for the
     system's. ``progress=None`` shows progress bars on a terminal or in a notebook only.
+    ``trust_ca`` adds PEM roots to the Mozilla store for every certificate check (MX hosts and
+    MTA-STS policy hosts); ``mta_sts_port`` is where policy hosts are asked over HTTPS;
+    ``dnssec_anchor`` is a file of DS/DNSKEY trust anchors: with it DNSSEC is validated here,
+    without it the resolver's AD bit is taken (see :mod:`research.dnssec`).
+
+    ``opt_out`` is an opt-out list (or its file, see :mod:`research.optout`): what it covers is
+    recorded as ``opted_out`` and never contacted. On KeyboardInterrupt the tables of the work
+    finished so far are written, then the interrupt propagates.
 
     ``engine`` is ``full`` (versions and accepted suites), ``versions`` (versions only; no
     suites) or ``sslyze`` (sslyze's per-suite scan). A host that stops answering is paused
@@ -122,14 +146,19 @@ def run_survey(
     ``sslyze`` engine always runs in this process.
 
     Raises:
-        InputError: bad options, an ``out_dir`` that cannot be written, an ``out_dir`` that already
-            holds a survey without ``resume``, ``resume`` with a different domain list, or an
-            ``executor`` that is not one.
+        InputError: bad options, an unusable opt-out list, an ``out_dir`` that cannot be written,
+            an ``out_dir`` that already holds a survey without ``resume``, ``resume`` with a
+            different domain list, a ``trust_ca``/``dnssec_anchor`` file that cannot be used, or
+            an ``executor`` that is not one.
+        KeyboardInterrupt: passed on, after writing the tables.
     """
+    if opt_out is not None and not isinstance(opt_out, OptOutList):
+        opt_out = read_opt_out(opt_out)
     options = SurveyOptions(
         port, ehlo_name, timeout, concurrency, per_host_connections,
-        str(trust_ca) if trust_ca else None, str(engine), retries, backoff,
-        dispatch.describe(executor),
+        str(trust_ca) if trust_ca else None, opt_out.source if opt_out else None,
+        mta_sts_port, str(dnssec_anchor) if dnssec_anchor else None, str(engine), retries,
+        backoff, dispatch.describe(executor),
     )
     options.check()
     domain_list = domains if isinstance(domains, DomainList) else from_arguments(domains)
@@ -137,18 +166,31 @@ def run_survey(
         dns_resolver = resolver
     else:
         dns_resolver = mxdns.make_resolver(resolver, timeout=timeout)
+    context = enforcement_scan.make_context(
+        dns_resolver, trust=load_trust(trust_ca), trust_ca=trust_ca,
+        dnssec_anchor=dnssec_anchor, mta_sts_port=mta_sts_port, timeout=timeout)
     out = _prepare_out_dir(Path(out_dir), resume)
     log_path = out / RAW_LOG_NAME
     repair(log_path)
     done = _Done.from_log(log_path, domain_list.sha256)
-    with RawLogWriter(log_path) as writer:
-        run = _Run(options, dns_resolver, writer, done, progress)
-        run.executor = executor
-        writer.append(run.start_record(domain_list))
-        run.resolve_domains(domain_list.entries)
-        targets = run.resolve_hosts()
-        run.scan_hosts(targets)
-        writer.append({"kind": "finish", "finished_at": _now()})
+    if done.opt_out is not None and opt_out is None:
+        # Resuming without the list would contact exactly those who asked not to be.
+        raise InputError(f"{out}: this survey was started with the opt-out list {done.opt_out}; "
+                         "pass --opt-out again to resume it")
+    try:
+        with RawLogWriter(log_path) as writer:
+            run = _Run(options, dns_resolver, writer, done, progress, context, opt_out)
+            run.executor = executor
+            writer.append(run.start_record(domain_list))
+            run.resolve_domains(domain_list.entries)
+            targets = run.resolve_hosts()
+            run.scan_hosts(targets)
+            run.lookup_enforcement()
+            writer.append({"kind": "finish", "finished_at": _now()})
+    except KeyboardInterrupt:
+        # Whatever finished is in the raw log: give the user its tables before stopping.
+        write_tables(log_path, out)
+        raise
     # Streamed from the raw log: memory stays flat however many hosts were scanned.
     return write_tables(log_path, out)
 
@@ -178,6 +220,10 @@ class _Done:
     domains: dict[str, Record]
     addresses: dict[str, Record]
     hosts: set[tuple[str, str | None]]
+    opt_out: str | None = None
+    """The opt-out list an earlier run used, if any."""
+    policies: set[str] = field(default_factory=set)
+    tlsa: set[str] = field(default_factory=set)
 
     @classmethod
     def from_log(cls, path: Path, sha256: str) -> _Done:
@@ -188,12 +234,18 @@ class _Done:
                 raise InputError(
                     f"{path.parent}: --resume with a different domain list than the one started"
                 )
+            if kind == "start":
+                done.opt_out = (record.get("options") or {}).get("opt_out") or done.opt_out
             if kind == "domain":
                 done.domains[str(record["rank"]) + "\t" + record["input"]] = record
             elif kind == "addresses":
                 done.addresses[record["mx_host"]] = record
             elif kind == "host":
                 done.hosts.add((record["mx_host"], record["ip"]))
+            elif kind == "policy":
+                done.policies.add(record["domain"])
+            elif kind == "tlsa":
+                done.tlsa.add(record["mx_host"])
         return done
 
 
@@ -209,7 +261,11 @@ class _Run:
         writer: RawLogWriter,
         done: _Done,
         progress: bool | None,
+        context: enforcement_scan.EnforcementContext,
+        opt_out: OptOutList | None = None,
     ) -> None:
+        self.context = context
+        self.opt_out = opt_out
         self.options = options
         self.resolver = resolver
         self.writer = writer
@@ -245,13 +301,19 @@ class _Run:
         """``work`` over ``items`` on the pool, yielding results as they finish, with a bar."""
         if not items:
             return
-        with self._bar(len(items), desc) as bar, ThreadPoolExecutor(
-            max_workers=self.options.concurrency
-        ) as pool:
-            futures: list[Future[R]] = [pool.submit(work, item) for item in items]
-            for future in as_completed(futures):
-                bar.update(1)
-                yield future.result()
+        pool = ThreadPoolExecutor(max_workers=self.options.concurrency)
+        try:
+            with self._bar(len(items), desc) as bar:
+                futures: list[Future[R]] = [pool.submit(work, item) for item in items]
+                for future in as_completed(futures):
+                    bar.update(1)
+                    yield future.result()
+        except BaseException:
+            # Interrupted (or the consumer stopped): drop the queued work and do not wait for
+            # the running work, whose results nobody will record.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
 
     def resolve_domains(self, entries: list[DomainInput]) -> None:
         todo = [e for e in entries if _entry_key(e) not in self.done.domains]
@@ -264,30 +326,78 @@ class _Run:
         if entry.domain is None:
             return {**base, "domain": entry.input.strip(), "dns_status": DnsStatus.INVALID.value,
                     "error": entry.error, "mx": []}
+        rule = self.opt_out.match_name(entry.domain) if self.opt_out else None
+        if rule is not None:
+            return {**base, "domain": entry.domain, "dns_status": DnsStatus.OPTED_OUT.value,
+                    "error": f"on the opt-out list ({rule}): not looked up", "mx": []}
         found = mxdns.resolve_mx(entry.domain, resolver=self.resolver)
         return {**base, "domain": entry.domain, "dns_status": found.status.value,
                 "error": found.error, "mx": [[m.preference, m.host] for m in found.mx]}
 
     def resolve_hosts(self) -> list[TlsTarget]:
         hosts = sorted({mx[1] for r in self.domain_records for mx in r["mx"]})
-        todo = [h for h in hosts if h not in self.done.addresses]
+        opted_out = self._opt_out_hosts(hosts)
+        todo = [h for h in hosts if h not in self.done.addresses and h not in opted_out]
         for record in self._parallel(todo, self._resolve_host, "DNS MX hosts"):
             self.append(record)
             self.done.addresses[record["mx_host"]] = record
+        self._note_aliases()
         targets: list[TlsTarget] = []
         for host in hosts:
+            if host in opted_out:
+                continue
             record = self.done.addresses[host]
             if not record["addresses"]:
                 if (host, None) not in self.done.hosts:
                     self.append(_unresolved_record(host, record["error"], self.options.port))
                 continue
-            targets.extend(TlsTarget(host, ip, self.options.port) for ip in record["addresses"])
+            for ip in record["addresses"]:
+                network = self.opt_out.match_ip(ip) if self.opt_out else None
+                if network is None:
+                    targets.append(TlsTarget(host, ip, self.options.port))
+                elif (host, ip) not in self.done.hosts:
+                    error = f"address in a network on the opt-out list ({network}): not contacted"
+                    self.append(_opted_out_record(host, ip, error, self.options.port))
         return [t for t in targets if (t.mx_host, t.ip) not in self.done.hosts]
+
+    def _opt_out_hosts(self, hosts: list[str]) -> set[str]:
+        """MX host names on the opt-out list, each recorded once (no address is looked up)."""
+        found = set()
+        for host in hosts:
+            rule = self.opt_out.match_name(host) if self.opt_out else None
+            if rule is None:
+                continue
+            found.add(host)
+            if (host, None) not in self.done.hosts:
+                error = f"on the opt-out list ({rule}): not looked up or contacted"
+                self.append(_opted_out_record(host, None, error, self.options.port))
+        return found
+
+    def _note_aliases(self) -> None:
+        """Note on each domain whose MX names an alias (CNAME) that RFC 2181 §10.3 forbids it.
+
+        The domain's record is appended again with the note; later records win in the tables
+        and on resume, so a resumed survey does not note twice.
+        """
+        aliases = {h: r["canonical"] for h, r in self.done.addresses.items()
+                   if r.get("canonical")}
+        for i, record in enumerate(self.domain_records):
+            if not aliases or record["dns_status"] != DnsStatus.MX.value:
+                continue
+            error = record.get("error") or ""
+            notes = [f"MX host {host} is an alias (CNAME) of {aliases[host]}, which RFC 2181 "
+                     "§10.3 forbids; followed, as mail servers do"
+                     for _, host in record["mx"] if host in aliases]
+            missing = [n for n in notes if n not in error]
+            if missing:
+                updated = {**record, "error": "; ".join([error, *missing] if error else missing)}
+                self.append(updated)
+                self.domain_records[i] = updated
 
     def _resolve_host(self, host: str) -> Record:
         found = mxdns.resolve_addresses(host, resolver=self.resolver)
         return {"kind": "addresses", "mx_host": host, "addresses": found.addresses,
-                "error": found.error}
+                "error": found.error, "canonical": found.canonical}
 
     def scan_hosts(self, targets: list[TlsTarget]) -> None:
         opts = self.options
@@ -304,7 +414,7 @@ class _Run:
             if result.starttls_accepted:
                 probes[target] = result
             else:
-                self.append(host_record(result, None))
+                self.append(host_record(result, None, trust=self.context.trust))
         if not probes:
             return
         with self._bar(len(probes), "TLS hosts") as bar:
@@ -313,8 +423,26 @@ class _Run:
                 concurrency=opts.concurrency, per_host_connections=opts.per_host_connections,
                 trust_ca=Path(opts.trust_ca) if opts.trust_ca else None,
             ):
-                self.append(host_record(probes[scan.target], scan))
+                self.append(host_record(probes[scan.target], scan, trust=self.context.trust))
                 bar.update(1)
+
+    def lookup_enforcement(self) -> None:
+        mail = [r for r in self.domain_records if r["dns_status"] in ("mx", "implicit_mx")]
+        todo = [r for r in mail if r["domain"] not in self.done.policies]
+
+        def policy(record: Record) -> Record:
+            hosts = [mx[1] for mx in record["mx"]]
+            return enforcement_scan.policy_record(record["domain"], record["dns_status"], hosts,
+                                                  self.context)
+
+        for found in self._parallel(todo, policy, "MTA-STS domains"):
+            self.append(found)
+            self.done.policies.add(found["domain"])
+        hosts = sorted({mx[1] for r in mail for mx in r["mx"]} - self.done.tlsa)
+        for found in self._parallel(
+                hosts, lambda h: enforcement_scan.tlsa_record(h, self.context), "TLSA hosts"):
+            self.append(found)
+            self.done.tlsa.add(found["mx_host"])
 
 
     def _scan_with_engine(self, targets: list[TlsTarget]) -> None:
@@ -334,9 +462,18 @@ def _unresolved_record(host: str, error: str | None, port: int) -> Record:
             "ehlo_extensions": [], "cert_sans": [], "ciphers": [], "scanned_at": _now()}
 
 
-def host_record(probe: SmtpProbe, scan: TlsScan | None) -> Record:
+def _opted_out_record(host: str, ip: str | None, error: str, port: int) -> Record:
+    return {"kind": "host", "mx_host": host, "ip": ip, "port": port,
+            "status": HostStatus.OPTED_OUT.value, "error": error,
+            "ehlo_extensions": [], "cert_sans": [], "ciphers": [], "scanned_at": _now()}
+
+
+def host_record(probe: SmtpProbe, scan: TlsScan | None, *,
+                trust: CertTrust | None = None) -> Record:
     """The raw-log record of one target from its SMTP probe and, if STARTTLS was accepted,
-    its TLS scan. Decides ``starttls`` vs ``tls_failed``: any successful handshake counts."""
+    its TLS scan. Decides ``starttls`` vs ``tls_failed``: any successful handshake counts.
+    With ``trust``, also judges the presented chain against it (the certificate-verdict columns
+    and the ``certificates`` rows, see :func:`research.enforcement_scan.certificate_fields`)."""
     record: Record = {
         "kind": "host", "mx_host": probe.mx_host, "ip": probe.ip, "port": probe.port,
         "banner": probe.banner, "ehlo_extensions": probe.ehlo_extensions,
@@ -372,6 +509,11 @@ def host_record(probe: SmtpProbe, scan: TlsScan | None) -> Record:
     record["status"] = status.value if status else HostStatus.TLS_FAILED.value
     record["error"] = "; ".join(errors) or None
     record["duration_s"] = duration
+    if trust is not None:
+        chain = scan.chain if scan is not None and scan.chain else (
+            [probe.certificate_der] if probe.certificate_der else [])
+        record.update(enforcement_scan.certificate_fields(record["status"], chain,
+                                                          probe.mx_host, trust))
     return record
 
 

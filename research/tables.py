@@ -1,12 +1,15 @@
 """The result tables written straight from the raw log, in batches, without holding them.
 
 :func:`research.results.build_tables` builds every table in memory, which grows with the
-survey. A survey instead streams: one pass over ``raw.jsonl`` remembers where the latest record
-of each domain and host starts (a few dozen bytes per entry), a second pass reads them back in
-table order and writes each table to Parquet a batch of rows at a time. The files are the same
-tables (same columns, order and dtypes once loaded) as :func:`research.results.save_results`
-writes from :func:`build_tables`. :class:`StoredResults` then hands them out, read from disk on
-first use, so the survey's peak memory does not depend on how many hosts it scanned.
+survey: above all the per-host tables (``hosts``, ``ciphers``, ``certificates``), whose records
+carry every accepted suite and certificate. A survey instead streams them: one pass over
+``raw.jsonl`` remembers where the latest record of each host starts (a few dozen bytes per
+host), a second pass reads them back in table order and writes each table to Parquet a batch of
+rows at a time. The per-domain tables, whose records are small, are built by
+:func:`build_tables` itself from every record but the hosts'. The files are the same tables
+(same columns, order and dtypes once loaded) as :func:`research.results.save_results` writes
+from :func:`build_tables`. :class:`StoredResults` then hands them out, read from disk on first
+use, so the survey's peak memory does not depend on how many hosts it scanned.
 """
 
 from __future__ import annotations
@@ -24,9 +27,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from research.config import META_NAME
-from research.rawlog import Record
-from research.results import SurveyResults, _read_table, make_meta, make_table
-from research.schema import TABLES, dtypes
+from research.rawlog import Record, read_records
+from research.results import (
+    BLOCKED_MIN_HOSTS,
+    SurveyResults,
+    _read_table,
+    build_tables,
+    make_meta,
+    make_table,
+)
+from research.schema import TABLES, HostStatus, dtypes
+
+HOST_TABLES = ("hosts", "ciphers", "certificates")
+"""The tables streamed from host records; the others come from :func:`build_tables`."""
+_HOST_LISTS = {"ciphers": "ciphers", "certificates": "certificates"}
+"""Table → the list in each host record that holds its rows."""
 
 BATCH_ROWS = 500
 """Rows per written batch (a Parquet row group): what the writer holds at most, per table."""
@@ -61,6 +76,14 @@ class _TableWriter:
         if len(self.rows) >= BATCH_ROWS:
             self.flush()
 
+    def add_frame(self, frame: pd.DataFrame) -> None:
+        """Write a whole table already built (a small one), as one batch."""
+        self.flush()
+        if len(frame):
+            self.writer.write_table(pa.Table.from_pandas(frame, schema=self.schema,
+                                                         preserve_index=False))
+            self.count += len(frame)
+
     def flush(self) -> None:
         if not self.rows:
             return
@@ -81,29 +104,40 @@ class _TableWriter:
 
 
 class _Index:
-    """Where in the raw log the latest record of each domain and host starts."""
+    """Where in the raw log the latest record of each host starts."""
 
     def __init__(self, log_path: Path) -> None:
-        self.domains: dict[tuple[int, str], int] = {}
         self.hosts: dict[tuple[str, str | None], int] = {}
-        self.starts: list[Record] = []
-        self.finished_at: str | None = None
         with log_path.open("rb") as f:
             offset = 0
             for raw in f:
                 at, offset = offset, offset + len(raw)
-                record = _parse(raw)
-                if record is None:
+                # Cheap test first: only host records need parsing here.
+                if b'"kind":"host"' not in raw:
                     continue
-                kind = record.get("kind")
-                if kind == "domain":
-                    self.domains[(record["rank"], record["input"])] = at
-                elif kind == "host":
+                record = _parse(raw)
+                if record is not None and record.get("kind") == "host":
                     self.hosts[(record["mx_host"], record.get("ip"))] = at
-                elif kind == "start":
-                    self.starts.append(record)
-                elif kind == "finish":
-                    self.finished_at = record["finished_at"]
+
+
+class _PortBlocked:
+    """:func:`research.results.smtp_port_blocked`, one host at a time."""
+
+    _UNREACHABLE = frozenset({HostStatus.TIMEOUT.value, HostStatus.REFUSED.value})
+
+    def __init__(self) -> None:
+        self.tried = 0
+        self.all_unreachable = True
+
+    def add(self, record: Record) -> None:
+        if record.get("ip") is None or record.get("status") == HostStatus.OPTED_OUT.value:
+            return
+        self.tried += 1
+        self.all_unreachable &= record.get("status") in self._UNREACHABLE
+
+    @property
+    def verdict(self) -> bool | None:
+        return None if self.tried < BLOCKED_MIN_HOSTS else self.all_unreachable
 
 
 def _parse(raw: bytes) -> Record | None:
@@ -134,28 +168,25 @@ def write_tables(log_path: Path, out_dir: Path) -> StoredResults:
     cannot be read or the directory written.
     """
     index = _Index(log_path)
+    small = build_tables(r for r in read_records(log_path) if r.get("kind") != "host")
     writers = {name: _TableWriter(name, out_dir) for name in TABLES}
-    dns_status: Counter[str] = Counter()
     host_status: Counter[str] = Counter()
+    blocked = _PortBlocked()
     try:
-        for record in _records(log_path, [index.domains[k] for k in sorted(index.domains)]):
-            mx = record.get("mx") or []
-            writers["domains"].add({**record, "mx_count": len(mx)})
-            if record.get("dns_status") is not None:
-                dns_status[record["dns_status"]] += 1
-            for preference, host in mx:
-                writers["mx"].add({"domain": record["domain"], "preference": preference,
-                                   "mx_host": host})
+        for name in TABLES:
+            if name not in HOST_TABLES:
+                writers[name].add_frame(small.table(name))
         host_keys = sorted(index.hosts, key=lambda k: (k[0], k[1] or ""))
         for record in _records(log_path, [index.hosts[k] for k in host_keys]):
-            ciphers = record.pop("ciphers", None) or []
-            # Without its suites a host row is small, so a batch of them is too.
+            # Without its suites and certificates a host row is small, so a batch of them is.
+            lists = {name: record.pop(key, None) or [] for name, key in _HOST_LISTS.items()}
             writers["hosts"].add(record)
             if record.get("status") is not None:
                 host_status[record["status"]] += 1
-            for cipher in ciphers:
-                writers["ciphers"].add({"mx_host": record["mx_host"], "ip": record["ip"],
-                                        **cipher})
+            blocked.add(record)
+            for name, rows in lists.items():
+                for row in rows:
+                    writers[name].add({"mx_host": record["mx_host"], "ip": record["ip"], **row})
         for writer in writers.values():
             writer.close()
     except BaseException:
@@ -163,8 +194,10 @@ def write_tables(log_path: Path, out_dir: Path) -> StoredResults:
             writer.discard()
         raise
     counts: dict[str, Any] = {name: writers[name].count for name in TABLES}
-    counts.update(host_status=dict(host_status), dns_status=dict(dns_status))
-    meta = make_meta(index.starts, index.finished_at, counts)
+    counts.update(host_status=dict(host_status),
+                  dns_status=dict(Counter(small.domains["dns_status"].dropna())))
+    starts = [r for r in read_records(log_path) if r.get("kind") == "start"]
+    meta = make_meta(starts, small.meta["finished_at"], counts, blocked.verdict)
     text = json.dumps(meta, indent=2, default=str) + "\n"
     tmp = out_dir / f".{META_NAME}.tmp"
     tmp.write_text(text, encoding="utf-8")

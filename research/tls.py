@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from traceback import TracebackException
 
+from cryptography.hazmat.primitives.serialization import Encoding
 from nassl.ephemeral_key_info import DhEphemeralKeyInfo, EphemeralKeyInfo
 from sslyze import (
     CertificateInfoExtraArgument,
@@ -69,6 +70,8 @@ class TlsScan:
     ciphers: list[AcceptedCipher] = field(default_factory=list)
     certificate: CertSummary | None = None
     trusted_mozilla: bool | None = None
+    chain: list[bytes] = field(default_factory=list)
+    """The certificate chain as the server presented it (DER, leaf first)."""
     errors: list[str] = field(default_factory=list)
 
 
@@ -162,6 +165,7 @@ def _interpret(target: TlsTarget, result: ServerScanResult) -> TlsScan:
     if isinstance(cert_info, CertificateInfoScanResult) and cert_info.certificate_deployments:
         deployment = cert_info.certificate_deployments[0]
         scan.certificate = summarise(deployment.received_certificate_chain[0], target.mx_host)
+        scan.chain = [c.public_bytes(Encoding.DER) for c in deployment.received_certificate_chain]
         mozilla = [
             r for r in deployment.path_validation_results if r.trust_store.name == "Mozilla"
         ]

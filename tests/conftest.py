@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from scanning import TimedScan, cli_scan
 
+from research.results import load_results
 from research.testbed import Testbed
 
 
@@ -21,3 +26,94 @@ def cases_testbed() -> Iterator[Testbed]:
     """The ``cases`` scenario running on loopback."""
     with Testbed.start("cases") as tb:
         yield tb
+
+
+@pytest.fixture(scope="session")
+def hostile_testbed() -> Iterator[Testbed]:
+    """The ``hostile`` scenario: broken and hostile servers and DNS, one of each."""
+    with Testbed.start("hostile") as tb:
+        yield tb
+
+
+@pytest.fixture(scope="session")
+def enforcement_testbed() -> Iterator[Testbed]:
+    """The ``enforcement`` scenario: certificates, MTA-STS, TLS-RPT and DANE cases."""
+    with Testbed.start("enforcement") as tb:
+        yield tb
+
+
+@pytest.fixture(scope="session")
+def blocked_testbed() -> Iterator[Testbed]:
+    """The ``blocked`` scenario: DNS works, no SMTP host can be reached."""
+    with Testbed.start("blocked") as tb:
+        yield tb
+
+
+@pytest.fixture(scope="session")
+def hostile_scan(hostile_testbed: Testbed, tmp_path_factory: pytest.TempPathFactory
+                 ) -> TimedScan:
+    """One uninterrupted, timed CLI scan of the whole ``hostile`` scenario."""
+    base = tmp_path_factory.mktemp("hostile-scan")
+    domain_list = hostile_testbed.write_domain_list(base / "domains.csv")
+    started = time.monotonic()
+    proc = subprocess.run(cli_scan(hostile_testbed, domain_list, base / "out"),
+                          capture_output=True, text=True, timeout=600)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    return TimedScan(base / "out", load_results(base / "out"), elapsed)
+
+
+@pytest.fixture(scope="session")
+def enforcement_survey(enforcement_testbed: Testbed,
+                       tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved survey of the ``enforcement`` scenario, DNSSEC validated from the testbed's trust
+    anchor; the directory it was written to."""
+    from research.inputs import read_domain_list
+    from research.survey import run_survey
+
+    tb = enforcement_testbed
+    out = tmp_path_factory.mktemp("enforcement-survey")
+    domains = read_domain_list(tb.write_domain_list(out / "domains.csv"))
+    assert tb.mta_sts_port is not None
+    run_survey(domains, out, resolver=[tb.resolver], port=tb.smtp_port, timeout=3,
+               trust_ca=tb.ca_cert_path, dnssec_anchor=tb.dnssec_anchor_path,
+               mta_sts_port=tb.mta_sts_port, progress=False)
+    return out
+
+
+def require_tool(reason: str | None) -> None:
+    """Skip a test whose real software is missing, with the reason; in CI (``CI=true``), where
+    ``.ci/run`` installs it, fail loudly instead: a missing install step must not pass."""
+    if reason is None:
+        return
+    import os
+
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} — CI must provide it (.ci/run installs it)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def mta_testbed() -> Iterator[Testbed]:
+    """The ``mta`` scenario: mail-accepting hosts, one per TLS version, for a real MTA."""
+    with Testbed.start("mta") as tb:
+        yield tb
+
+
+@pytest.fixture(scope="session")
+def postfix_run(mta_testbed: Testbed,
+                tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A real Postfix (Debian's package) relaying the standard workload to the ``mta`` testbed,
+    recorded: ``{"log": maillog path, "pcap": tcpdump capture path or None, "pcap_missing":
+    why there is no capture}``. Skips (or fails in CI) when Postfix cannot run here."""
+    import postfix_harness
+
+    require_tool(postfix_harness.postfix_missing())
+    import shutil
+
+    tcpdump = shutil.which("tcpdump")
+    out = tmp_path_factory.mktemp("postfix-run")
+    files = postfix_harness.run_workload(mta_testbed, out, capture=tcpdump is not None)
+    return {"log": files["log"], "pcap": files.get("pcap"),
+            "pcap_missing": None if tcpdump else "tcpdump is not installed (apt-get install "
+                                                 "tcpdump)"}

@@ -605,3 +605,20 @@ def test_compare_identical_surveys_is_empty() -> None:
     c = compare(sample(), sample())
     assert c.domains.empty and c.hosts.empty
     assert (c.summary["share_change"].dropna() == 0).all()
+
+
+def test_opted_out_hosts_and_domains_are_not_counted_as_reached() -> None:
+    """An opted-out MX host was never contacted: a sender's delivery there is unknown, so the
+    policy skips it for the backup; an opted-out domain keeps a category of its own."""
+    r = build(
+        domains=[domain("a.example", 1), domain("b.example", 2, dns_status="opted_out")],
+        mx=[mx("a.example", 10, "mx1.a.example"), mx("a.example", 20, "mx2.a.example")],
+        hosts=[host("mx1.a.example", "192.0.2.1", status="opted_out"),
+               host("mx2.a.example", "192.0.2.2", versions=("TLS 1.0",))],
+    )
+    cats = domain_verdicts(r).set_index("domain")["category"]
+    assert cats["b.example"] == "opted out (not surveyed)"
+    impact = policy_impact(r, Policy()).set_index("domain")
+    assert impact.loc["a.example", "mx_host"] == "mx2.a.example"
+    strict = policy_impact(r, Policy(require_starttls=True, min_version="TLS 1.2"))
+    assert not strict.set_index("domain").loc["a.example", "reachable"]

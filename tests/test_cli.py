@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from research.results import load_results
+from research.testbed import Testbed
+
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -64,3 +67,46 @@ def test_version_and_help() -> None:
     assert proc.returncode == 0 and proc.stdout.startswith("starttls-survey ")
     proc = run("scan", "--help")
     assert proc.returncode == 0 and "--resume" in proc.stdout and "--ehlo-name" in proc.stdout
+
+
+def test_output_directory_that_cannot_be_created(tmp_path: Path) -> None:
+    # Tests run as root, so permissions stop nothing: a regular file as a parent does.
+    (tmp_path / "afile").write_text("x")
+    proc = run("scan", "a.example", "--out", str(tmp_path / "afile" / "results"),
+               "--resolver", "127.0.0.1:9")
+    assert_usage_error(proc, "output directory is not writable (Not a directory)")
+
+
+def test_output_directory_on_a_read_only_filesystem() -> None:
+    # sysfs refuses new files even to root; where it is not mounted, there is nothing to test.
+    target = Path("/sys/kernel")
+    if not target.is_dir():
+        pytest.skip("no /sys/kernel: no read-only directory that refuses root here")
+    proc = run("scan", "a.example", "--out", str(target), "--resolver", "127.0.0.1:9")
+    assert_usage_error(proc, "output directory is not writable")
+
+
+def test_bad_rows_are_invalid_rows_not_errors(cases_testbed: Testbed, tmp_path: Path) -> None:
+    long_name = ".".join(["abcdefghi"] * 26) + ".test"
+    rows = [
+        "no-starttls.test", "bücher.test", "xn--bcher-kva.test", "NO-STARTTLS.test.",
+        "a" * 64 + ".test", long_name, "*.wild.test", "192.0.2.1", "[2001:db8::1]",
+        "not a.domain",
+    ]
+    domain_list = tmp_path / "domains.txt"
+    domain_list.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    proc = run("scan", "--domains", str(domain_list), "--out", str(tmp_path / "o"),
+               "--resolver", cases_testbed.resolver, "--port", str(cases_testbed.smtp_port),
+               "--timeout", "2", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    domains = load_results(tmp_path / "o").domains
+    assert list(domains["rank"]) == list(range(1, 11))
+    assert list(domains["dns_status"]) == ["mx", "nxdomain"] + ["invalid"] * 8
+    assert list(domains["domain"][:2]) == ["no-starttls.test", "xn--bcher-kva.test"]
+    errors = list(domains["error"][2:])
+    for error, needle in zip(errors, [
+        "duplicate of xn--bcher-kva.test at rank 2", "duplicate of no-starttls.test at rank 1",
+        "label longer than 63", "longer than 253", "wildcard", "IP literal", "IP literal",
+        "invalid character",
+    ], strict=True):
+        assert needle in error

@@ -42,15 +42,17 @@ def test_every_domain_gets_its_expected_dns_status(
     cases_testbed: Testbed, cases_scan: SurveyResults
 ) -> None:
     assert_domains_match(cases_testbed.scenario, cases_scan)
-    # The scenario must exercise every status DNS can produce (invalid is input-only).
-    assert set(cases_scan.domains["dns_status"]) == {s.value for s in DnsStatus} - {"invalid"}
+    # The scenario must exercise every status DNS can produce (invalid is input-only,
+    # opted_out the scanner's own choice).
+    assert set(cases_scan.domains["dns_status"]) == {s.value for s in DnsStatus} - {
+        "invalid", "opted_out"}
 
 
 def test_hosts_table_agrees_with_ground_truth(
     cases_testbed: Testbed, cases_scan: SurveyResults
 ) -> None:
     assert_hosts_match(cases_testbed.scenario, cases_scan)
-    assert set(cases_scan.hosts["status"]) == {s.value for s in HostStatus}
+    assert set(cases_scan.hosts["status"]) == {s.value for s in HostStatus} - {"opted_out"}
 
 
 def test_version_columns_null_only_where_not_measured(cases_scan: SurveyResults) -> None:

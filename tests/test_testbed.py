@@ -169,7 +169,7 @@ def tiny_testbed(tiny_path: Path) -> Iterator[Testbed]:
 # -- scenario files --------------------------------------------------------------------------
 
 def test_shipped_scenarios_are_listed_and_load() -> None:
-    assert {"isc-2019", "cases"} <= set(list_scenarios())
+    assert {"isc-2019", "cases", "hostile", "blocked"} <= set(list_scenarios())
     for name in list_scenarios():
         assert load_scenario(name).name == name
 
@@ -206,7 +206,8 @@ def test_isc_2019_ground_truth() -> None:
 def test_cases_cover_every_status() -> None:
     statuses = {d.expect_dns_status.value for d in CASES.domains}
     assert statuses == {"mx", "implicit_mx", "null_mx", "no_mail", "nxdomain", "dns_error"}
-    assert {h.expect_status for h in CASES.hosts} == set(HostStatus)
+    # Every status a server can cause; opted_out is the scanner's own choice.
+    assert {h.expect_status for h in CASES.hosts} == set(HostStatus) - {HostStatus.OPTED_OUT}
     ranges = {h.versions for h in CASES.hosts if h.serves_tls}
     for want in [("TLS 1.0",), ("TLS 1.1",), ("TLS 1.0", "TLS 1.1"), ("TLS 1.2",), ("TLS 1.3",),
                  ("TLS 1.2", "TLS 1.3"), ("TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")]:
@@ -254,6 +255,17 @@ def test_cases_cover_every_status() -> None:
         ('tls_min = "1.2"', 'tls_min = "1.2"\nciphers = "NO-SUCH-CIPHER"', "accepts no cipher"),
         ('tls_min = "1.2"', 'tls_min = "1.2"\nstarttls = false', "needs behaviour 'normal'"),
         ('mx = [[10, "mx.tiny.test"]]', 'mx = [[10, "mx.tiny.test", 3]]', "each mx entry"),
+        ('tls_min = "1.2"\ntls_max = "1.3"', 'behaviour = "tarpit"\nflood_bytes = 10',
+         "'flood_bytes' applies to behaviours"),
+        ('tls_min = "1.2"\ntls_max = "1.3"', 'behaviour = "endless_line"\nflood_bytes = 0',
+         "flood_bytes must be a positive integer"),
+        ('mx = [[10, "mx.tiny.test"]]', 'mx = [[10, "mx.tiny.test"]]\nmixed_null_mx = "yes"',
+         "mixed_null_mx must be true or false"),
+        ('[[domains]]', '[[hosts]]\nname = "127.0.201.9"\naddresses = ["127.0.201.9"]\n'
+         'expect = { status = "unresolved" }\n[[domains]]', "has no addresses of its own"),
+        ('tls_max = "1.3"', 'tls_max = "1.3"\naliases = ["tiny.test"]', "cannot share its name"),
+        ('dns_status = "mx" }', 'dns_status = "mx", error = 3 }', "expect.error must be a string"),
+        ('dns_status = "mx" }', 'dns_status = "mx" }\ndns = "servfail"', "serves no records"),
     ],
 )
 def test_bad_scenarios_are_rejected(tmp_path: Path, old: str, new: str, message: str) -> None:

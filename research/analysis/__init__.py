@@ -6,6 +6,7 @@ No I/O. Every output names its unit of analysis (MX host, domain and which view 
 * :mod:`~research.analysis.core` — per-host and per-domain verdicts, domain categories.
 * :mod:`~research.analysis.headline` — the headline table and the 2019 diary's summary.
 * :mod:`~research.analysis.policy` — what a sender's TLS policy would cost.
+* :mod:`~research.analysis.enforcement` — MTA-STS, DANE and WebPKI: could a sender enforce TLS?
 * :mod:`~research.analysis.ciphers` — cipher suites (name facts live in :mod:`research.ciphers`).
 * :mod:`~research.analysis.compare` — what changed between two surveys.
 * :mod:`~research.analysis.summary` — a plain-text summary for the terminal.
@@ -36,6 +37,17 @@ from research.analysis.core import (
     provider_table,
     scan_date,
 )
+from research.analysis.enforcement import (
+    READINESS,
+    certificate_names,
+    dane_hosts,
+    dane_verdicts,
+    enforcement_readiness,
+    failure_types,
+    host_webpki,
+    mta_sts_verdicts,
+    readiness_summary,
+)
 from research.analysis.headline import (
     UNIT_BY_VIEW,
     UNIT_DOMAIN,
@@ -65,6 +77,7 @@ __all__ = [
     "FEATURES",
     "FEATURE_LABELS",
     "POLICY_VERSIONS",
+    "READINESS",
     "SUITE_CLASSES",
     "UNITS",
     "UNIT_BY_VIEW",
@@ -75,26 +88,34 @@ __all__ = [
     "AnalysisError",
     "Comparison",
     "Policy",
+    "certificate_names",
     "cipher_summary",
     "cipher_version_summary",
     "classify_cipher",
     "compare",
+    "dane_hosts",
+    "dane_verdicts",
     "default_policies",
     "diary_summary",
     "domain_verdicts",
     "domains_lacking_version",
     "domains_without_starttls",
+    "enforcement_readiness",
+    "failure_types",
     "format_summary",
     "headline",
     "headline_wide",
     "host_ciphers",
     "host_summary",
+    "host_webpki",
     "is_weak_cipher",
+    "mta_sts_verdicts",
     "policy_impact",
     "policy_sweep",
     "provider_of",
     "provider_table",
     "rank_weights",
+    "readiness_summary",
     "scan_date",
     "suite_class",
     "suite_class_counts",

@@ -45,9 +45,10 @@ class AnalysisError(SurveyError, ValueError):
 
 UNREACHED_STATUSES: frozenset[str] = frozenset(
     {HostStatus.TIMEOUT.value, HostStatus.REFUSED.value, HostStatus.UNRESOLVED.value,
-     HostStatus.SMTP_ERROR.value}
+     HostStatus.SMTP_ERROR.value, HostStatus.OPTED_OUT.value}
 )
-"""Host statuses where no SMTP conversation took place, so a sender moves on to the next target."""
+"""Host statuses where no SMTP conversation took place, so a sender moves on to the next target.
+An opted-out host was never contacted: nothing is known of it, so it counts as not reached."""
 MAIL_DNS_STATUSES: frozenset[str] = frozenset({"mx", "implicit_mx"})
 """DNS outcomes that give a domain MX hosts to scan."""
 NOT_SCANNED = "not_scanned"
@@ -61,6 +62,7 @@ DNS_LABELS: dict[str, str] = {
     "nxdomain": "NXDOMAIN",
     "dns_error": "DNS error",
     "invalid": "invalid name",
+    "opted_out": "opted out (not surveyed)",
 }
 """Human label of each DNS outcome that leaves a domain without MX hosts."""
 UNKNOWN_DNS = "unknown DNS status"

@@ -13,6 +13,11 @@ The sender is modelled on RFC 5321 §5 and common MTAs (Postfix ``smtp_tls_secur
   knobs then only decide whether it travels encrypted. A target failing them receives it in
   clear text (MTAs retry without TLS after a failed handshake), so opportunistic TLS never
   loses a domain, it only loses encryption.
+* A sender that honours MTA-STS (``honour_mta_sts``) or DANE (``honour_dane``) also refuses the
+  targets those protocols forbid (see :mod:`research.analysis.enforcement`: an MX host outside
+  an enforce-mode policy's patterns or failing WebPKI; a DANE host whose TLSA records do not
+  match, or whose DNSSEC fails), whatever ``require_starttls`` says: for those domains there is
+  no clear-text fallback.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from research.analysis import enforcement
 from research.analysis.core import (
     DNS_LABELS,
     MAIL_DNS_STATUSES,
@@ -68,6 +74,10 @@ class Policy:
     """The certificate must be valid for the MX host name (``cert_matches_mx``)."""
     require_forward_secrecy: bool = False
     """The target must accept a forward-secret suite at a version ≥ ``min_version``."""
+    honour_mta_sts: bool = False
+    """Apply domains' MTA-STS policies in enforce mode (RFC 8461)."""
+    honour_dane: bool = False
+    """Apply DANE where the MX RRset and the TLSA records are DNSSEC-secure (RFC 7672)."""
 
     def __post_init__(self) -> None:
         if self.min_version is not None and self.min_version not in POLICY_VERSIONS:
@@ -84,11 +94,14 @@ class Policy:
             reqs.append("cert matches MX")
         if self.require_forward_secrecy:
             reqs.append("forward secrecy")
+        honours = [name for name, on in (("MTA-STS", self.honour_mta_sts),
+                                         ("DANE", self.honour_dane)) if on]
+        honour = f"; honours {' and '.join(honours)}" if honours else ""
         if self.require_starttls:
-            return ", ".join(["STARTTLS required", *reqs])
+            return ", ".join(["STARTTLS required", *reqs]) + honour
         if not reqs:
-            return BASELINE_LABEL
-        return "opportunistic, " + ", ".join(reqs) + " if possible"
+            return BASELINE_LABEL + honour
+        return "opportunistic, " + ", ".join(reqs) + " if possible" + honour
 
 
 def default_policies() -> list[Policy]:
@@ -109,6 +122,9 @@ class _Context:
 def _context(results: SurveyResults) -> _Context:
     domains = table(results, "domains")[["domain", "rank", "dns_status"]].reset_index(drop=True)
     targets = mx_rows(results).merge(ip_frame(results), on="mx_host", how="left")
+    enforced = enforcement.targets(results)[["domain", "mx_host", "ip", "sts_mode",
+                                             "sts_failure", "dane_failure"]]
+    targets = targets.merge(enforced.astype(object), on=["domain", "mx_host", "ip"], how="left")
     targets = targets.sort_values(["domain", "preference", "mx_host", "ip"], na_position="last")
     return _Context(domains, {str(k): g for k, g in targets.groupby("domain", sort=False)})
 
@@ -170,9 +186,10 @@ def _walk(targets: pd.DataFrame | None, policy: Policy) -> dict[str, Any]:
         if t.status in UNREACHED_STATUSES:
             attempts.append(f"{where}: {_STATUS_REASONS.get(t.status, t.status)}")
             continue
-        failure = _tls_failure(t, policy, min_rank)
+        enforced = _enforced_failure(t, policy)
+        failure = enforced or _tls_failure(t, policy, min_rank)
         attempts.append(f"{where}: {failure or 'delivered'}")
-        if failure is None or not policy.require_starttls:
+        if failure is None or (enforced is None and not policy.require_starttls):
             return {"reachable": True, "encrypted": failure is None, "mx_host": t.mx_host,
                     "ip": t.ip if isinstance(t.ip, str) else None, "preference": t.preference,
                     "backup": bool(t.preference > first_preference), "reason": failure,
@@ -180,6 +197,16 @@ def _walk(targets: pd.DataFrame | None, policy: Policy) -> dict[str, Any]:
         failures.append(failure)
     reason = "; ".join(dict.fromkeys(failures)) if failures else NO_REACHABLE_MX
     return _undelivered(reason, "; ".join(attempts))
+
+
+def _enforced_failure(t: Any, policy: Policy) -> str | None:
+    """Why MTA-STS or DANE, if the policy honours them, forbids delivery to a reached target."""
+    if (policy.honour_mta_sts and isinstance(t.sts_mode, str) and t.sts_mode == "enforce"
+            and isinstance(t.sts_failure, str)):
+        return f"MTA-STS: {t.sts_failure}"
+    if policy.honour_dane and isinstance(t.dane_failure, str):
+        return f"DANE: {t.dane_failure}"
+    return None
 
 
 def _tls_failure(t: Any, policy: Policy, min_rank: int) -> str | None:
@@ -214,7 +241,8 @@ def rank_weights(ranks: pd.Series) -> pd.Series:
 SWEEP_COLUMNS = ["policy", "require_starttls", "min_version", "require_cert_match",
                  "require_forward_secrecy", "domains", "reachable", "reachable_share",
                  "weighted_reachable_share", "encrypted", "encrypted_share",
-                 "weighted_encrypted_share", "lost", "lost_domains"]
+                 "weighted_encrypted_share", "lost", "lost_domains", "honour_mta_sts",
+                 "honour_dane"]
 
 
 def policy_sweep(results: SurveyResults,
@@ -228,7 +256,8 @@ def policy_sweep(results: SurveyResults,
     ``weighted_reachable_share`` (:func:`rank_weights`, over the domains with a rank; NaN
     without ranks); ``encrypted``, ``encrypted_share``, ``weighted_encrypted_share`` (delivered
     over TLS meeting the policy); ``lost`` and ``lost_domains`` (reachable under the
-    opportunistic baseline but not under this policy, list in rank order).
+    opportunistic baseline but not under this policy, list in rank order); last
+    ``honour_mta_sts`` and ``honour_dane``, the policy's two enforcement fields.
     Raises :class:`~research.analysis.core.AnalysisError` for an unknown version label.
     """
     chosen = [_as_policy(p) for p in (default_policies() if policies is None else policies)]
@@ -254,6 +283,8 @@ def policy_sweep(results: SurveyResults,
             "weighted_encrypted_share": _weighted_share(impact["encrypted"], weights),
             "lost": int(lost.sum()),
             "lost_domains": [str(d) for d in impact.loc[lost, "domain"]],
+            "honour_mta_sts": policy.honour_mta_sts,
+            "honour_dane": policy.honour_dane,
         })
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS).astype(
         {"policy": "string", "min_version": "string"})

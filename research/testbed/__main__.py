@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="port for every SMTP host; 'auto' (default): 2525 or a free one")
         p.add_argument("--rtt-ms", type=float, default=None,
                        help="round-trip delay of the SMTP hosts (replaces the scenario's)")
+        p.add_argument("--https-port", type=_port, default=None,
+                       help="port for the MTA-STS policy hosts; 'auto' (default): 8443 or free")
     serve = sub.choices["serve"]
     serve.add_argument("--cert-dir", type=Path, required=True)
     serve.add_argument("--ready-file", type=Path)
@@ -83,19 +85,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             return run_foreground(args.scenario, dns_host=args.dns_host, dns_port=args.dns_port,
                                   smtp_port=args.smtp_port, domain_list_path=args.domain_list,
-                                  rtt_ms=args.rtt_ms)
+                                  rtt_ms=args.rtt_ms, https_port=args.https_port)
 
         def ready(endpoints: Endpoints) -> None:
             print(f"ready: dns {endpoints.resolver}, smtp port {endpoints.smtp_port}", flush=True)
             if args.ready_file is not None:
                 write_json_atomic(args.ready_file, {
                     "pid": os.getpid(), "dns_host": endpoints.dns_host,
-                    "dns_port": endpoints.dns_port, "smtp_port": endpoints.smtp_port})
+                    "dns_port": endpoints.dns_port, "smtp_port": endpoints.smtp_port,
+                    "https_port": endpoints.https_port})
 
         serve_forever(load_scenario(args.scenario), cert_dir=args.cert_dir,
                       dns_host=args.dns_host, dns_port=args.dns_port, smtp_port=args.smtp_port,
                       on_ready=ready, stats_file=args.stats_file, watch_stdin=args.watch_stdin,
-                      rtt_ms=args.rtt_ms)
+                      rtt_ms=args.rtt_ms, https_port=args.https_port)
         if args.watch_stdin and args.orphan_cleanup is not None and _stdin_at_eof():
             # A parent that stops us normally removes the directory itself, after we exit.
             shutil.rmtree(args.orphan_cleanup, ignore_errors=True)

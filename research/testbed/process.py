@@ -24,6 +24,7 @@ from typing import IO, Any
 from research import config
 from research.errors import TestbedError
 from research.testbed.ca import write_certificates
+from research.testbed.dnssec_zone import anchor_path
 from research.testbed.runtime import DEFAULT_DNS_HOST, Endpoints, check_loopback
 from research.testbed.scenario import Scenario, load_scenario, write_domain_list
 from research.testbed.smtp_server import TargetStats
@@ -135,6 +136,17 @@ class Testbed:
         return self._endpoints.smtp_port
 
     @property
+    def mta_sts_port(self) -> int | None:
+        """The one HTTPS port every MTA-STS policy host listens on; None if there are none."""
+        return self._endpoints.https_port
+
+    @property
+    def dnssec_anchor_path(self) -> Path:
+        """The DS record of the signed ``test.`` zone, the trust anchor to validate it with
+        (``run_survey(dnssec_anchor=...)``); removed by :meth:`stop`."""
+        return anchor_path(self._workdir / "certs")
+
+    @property
     def ca_cert_pem(self) -> bytes:
         """The testbed CA's certificate (PEM); stays available after :meth:`stop`."""
         return self._ca_cert_pem
@@ -222,7 +234,8 @@ def _wait_until_ready(process: subprocess.Popen[bytes], ready_file: Path, log_pa
     while True:
         data = _read_json(ready_file)
         if data is not None:
-            return Endpoints(data["dns_host"], data["dns_port"], data["smtp_port"])
+            return Endpoints(data["dns_host"], data["dns_port"], data["smtp_port"],
+                             data.get("https_port"))
         code = process.poll()
         if code is not None:
             raise TestbedError(f"testbed server exited (code {code}): {_last_line(log_path)}")

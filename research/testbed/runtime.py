@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from research.errors import TestbedError
-from research.testbed import dns_server, smtp_server
+from research.testbed import dns_server, https_server, smtp_server
 from research.testbed.ca import write_certificates
+from research.testbed.dnssec_zone import anchor_path
 from research.testbed.scenario import Scenario, load_scenario, write_domain_list
 
 DEFAULT_DNS_HOST = "127.0.0.1"
@@ -40,6 +41,8 @@ class Endpoints:
     dns_host: str
     dns_port: int
     smtp_port: int
+    https_port: int | None = None
+    """Port of the MTA-STS policy hosts; None when the scenario has none."""
 
     @property
     def resolver(self) -> str:
@@ -69,41 +72,52 @@ def serve_forever(
     stats_file: Path | None = None,
     watch_stdin: bool = False,
     rtt_ms: float | None = None,
+    https_port: int | None = None,
 ) -> None:
     """Serve ``scenario`` until SIGINT or SIGTERM (or, with ``watch_stdin``, EOF on stdin).
 
     ``cert_dir`` must hold what :func:`research.testbed.ca.write_certificates` made for it.
     Port 0 picks a free port; ``smtp_port`` None means 2525 unless taken on an address, then
-    any free one. ``on_ready`` gets the ports once everything accepts connections. With
-    ``stats_file``, per-listener counters are written there as JSON on SIGUSR1 and at the end.
-    ``rtt_ms`` replaces the scenario-wide round-trip delay of the SMTP hosts.
+    any free one; ``https_port`` (MTA-STS policy hosts) likewise with 8443. ``on_ready`` gets
+    the ports once everything accepts connections. With ``stats_file``, per-listener counters
+    are written there as JSON on SIGUSR1 and at the end. ``rtt_ms`` replaces the scenario-wide
+    round-trip delay of the SMTP hosts.
     Must run in the main thread (it installs signal handlers).
 
     Raises TestbedError if a port is taken or an address or certificate cannot be used.
     """
     check_loopback(dns_host)
     try:
-        dns = dns_server.DnsServers(scenario, dns_host, dns_port)
-    except OSError as err:
-        raise TestbedError(f"cannot start DNS on {dns_host}: {err.strerror or err}") from err
+        dns = dns_server.DnsServers(scenario, dns_host, dns_port, cert_dir)
+    except (OSError, ValueError) as err:
+        text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise TestbedError(f"cannot start DNS on {dns_host}: {text}") from err
     try:
         smtp = smtp_server.SmtpServers(scenario, smtp_port, cert_dir, rtt_ms=rtt_ms)
     except (OSError, ValueError) as err:
         dns.stop()
         text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         raise TestbedError(f"cannot start SMTP: {text}") from err
-    endpoints = Endpoints(dns_host, dns.port, smtp.port)
     try:
-        asyncio.run(_serve(dns, smtp, endpoints, on_ready, stats_file, watch_stdin))
+        https = https_server.HttpsServers(scenario, https_port, cert_dir)
+    except (OSError, ValueError) as err:
+        smtp.close()
+        dns.stop()
+        text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise TestbedError(f"cannot start the MTA-STS policy hosts: {text}") from err
+    endpoints = Endpoints(dns_host, dns.port, smtp.port, https.port)
+    try:
+        asyncio.run(_serve(dns, smtp, endpoints, on_ready, stats_file, watch_stdin, https))
     finally:
-        # Already done inside the loop, unless it failed to start; both are idempotent.
+        # Already done inside the loop, unless it failed to start; all are idempotent.
+        https.close()
         smtp.close()
         dns.stop()
 
 
 async def _serve(dns: dns_server.DnsServers, smtp: smtp_server.SmtpServers, endpoints: Endpoints,
                  on_ready: Callable[[Endpoints], None] | None, stats_file: Path | None,
-                 watch_stdin: bool) -> None:
+                 watch_stdin: bool, https: https_server.HttpsServers | None = None) -> None:
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_log_loop_error)
     stop = asyncio.Event()
@@ -118,6 +132,8 @@ async def _serve(dns: dns_server.DnsServers, smtp: smtp_server.SmtpServers, endp
         loop.add_reader(stdin, _on_stdin, stdin, loop, stop)
     try:
         await smtp.start()
+        if https is not None:
+            await https.start()
         dns.start()
         if on_ready is not None:
             on_ready(endpoints)
@@ -125,6 +141,8 @@ async def _serve(dns: dns_server.DnsServers, smtp: smtp_server.SmtpServers, endp
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
+        if https is not None:
+            https.close()
         smtp.close()
         dns.stop()
         stats.write()
@@ -181,6 +199,7 @@ def run_foreground(
     domain_list_path: Path | None = None,
     out: TextIO | None = None,
     rtt_ms: float | None = None,
+    https_port: int | None = None,
 ) -> int:
     """Run the testbed in this process until Ctrl-C, printing how to scan it; returns 0.
 
@@ -203,7 +222,8 @@ def run_foreground(
             out.flush()
 
         serve_forever(scenario, cert_dir=workdir / "certs", dns_host=dns_host, dns_port=dns_port,
-                      smtp_port=smtp_port, on_ready=announce, rtt_ms=rtt_ms)
+                      smtp_port=smtp_port, on_ready=announce, rtt_ms=rtt_ms,
+                      https_port=https_port)
     out.write("Testbed stopped.\n")
     return 0
 
@@ -212,16 +232,26 @@ def describe(scenario: Scenario, endpoints: Endpoints, domain_list: Path, ca_pat
     """Human summary of a running testbed and the command that scans it."""
     addresses = sorted({ip for h in scenario.hosts for ip in h.addresses},
                        key=lambda a: (":" in a, int(ipaddress.ip_address(a))))
+    policy = []
+    if endpoints.https_port is not None:
+        policy = [f"  MTA-STS  HTTPS port {endpoints.https_port} "
+                  f"({len(scenario.policy_hosts())} policy hosts)"]
+        mta_sts = f" --mta-sts-port {endpoints.https_port}"
+    else:
+        mta_sts = ""
     return "\n".join([
         f"Testbed {scenario.name!r} is up: {len(scenario.domains)} domains, "
         f"{len(scenario.hosts)} MX hosts on {len(addresses)} addresses.",
         f"  DNS      {endpoints.resolver} (UDP and TCP)",
         f"  SMTP     port {endpoints.smtp_port} on {_ranges(addresses)}",
+        *policy,
         f"  CA       {ca_path}",
+        f"  DNSSEC   trust anchor {anchor_path(ca_path.parent)}",
         f"  Domains  {domain_list}",
         "Scan it with:",
         f"  starttls-survey scan --domains {domain_list} --resolver {endpoints.resolver} "
-        f"--port {endpoints.smtp_port} --out results/testbed-{scenario.name}",
+        f"--port {endpoints.smtp_port} --trust-ca {ca_path} --dnssec-anchor "
+        f"{anchor_path(ca_path.parent)}{mta_sts} --out results/testbed-{scenario.name}",
     ])
 
 

@@ -3,7 +3,9 @@
 ``normal``, ``reject_starttls`` and ``tls_garbage`` hosts run aiosmtpd's SMTP protocol (subclassed
 for a plain EHLO, the STARTTLS variants and refusing all mail); ``greeting_error`` and ``tarpit``
 are small protocols of their own; ``down`` addresses get a socket that is bound but never
-listens, so connections are refused and nothing else can take the address and port.
+listens, so connections are refused and nothing else can take the address and port. The
+hostile behaviours live in :mod:`research.testbed.hostile`, except ``blackhole``: a listening
+socket whose accept queue is kept full, so the kernel drops further connection attempts.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP
 
+from research.testbed import hostile
 from research.testbed.ca import host_files
 from research.testbed.scenario import Behaviour, Host, Scenario
 from research.testbed.shaping import ThrottleGate, shaped_factory
@@ -70,6 +73,8 @@ class _Listener:
     sock: socket.socket
     stats: TargetStats = field(default_factory=TargetStats)
     rtt_ms: float = 0.0
+    filler: socket.socket | None = None
+    """A ``blackhole``'s own connection, which keeps its accept queue full."""
 
 
 class SmtpServers:
@@ -106,7 +111,7 @@ class SmtpServers:
         """Start serving every listening socket in the running loop."""
         loop = asyncio.get_running_loop()
         for listener in self._listeners:
-            if listener.host.behaviour is Behaviour.DOWN:
+            if listener.host.behaviour in (Behaviour.DOWN, Behaviour.BLACKHOLE):
                 continue
             server = await loop.create_server(self._factory(listener), sock=listener.sock)
             self._servers.append(server)
@@ -122,6 +127,8 @@ class SmtpServers:
                 transport.close()
         for listener in self._listeners:
             listener.sock.close()
+            if listener.filler is not None:
+                listener.filler.close()
 
     def _factory(self, listener: _Listener) -> Any:
         gate = None
@@ -141,6 +148,8 @@ class SmtpServers:
             return lambda: _Tarpit(listener.stats, self._connections)
         if behaviour is Behaviour.GREETING_ERROR:
             return lambda: _GreetingError(listener.host, listener.stats, self._connections)
+        if behaviour in hostile.BEHAVIOURS:
+            return hostile.protocol_factory(listener.host, listener.stats, self._connections)
         context = self._contexts.get(listener.host.name)
         return lambda: _Session(listener.host, context, listener.stats, self._connections)
 
@@ -199,6 +208,8 @@ def _bind_on(targets: list[tuple[Host, str]], port: int) -> list[_Listener]:
     except BaseException:
         for listener in bound:
             listener.sock.close()
+            if listener.filler is not None:
+                listener.filler.close()
         raise
     return bound
 
@@ -214,6 +225,8 @@ def _bind_one(host: Host, ip: str, port: int) -> _Listener:
             # Not for `down`: without SO_REUSEADDR nobody else can bind its address and port.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((ip, port))
+        if host.behaviour is Behaviour.BLACKHOLE:
+            return _blackhole(host, ip, sock)
         if not down:
             sock.listen(256)
             sock.setblocking(False)
@@ -224,6 +237,20 @@ def _bind_one(host: Host, ip: str, port: int) -> _Listener:
         raise OSError(err.errno, f"cannot bind {ip} port {port} for {host.name}: "
                                  f"{err.strerror}") from err
     return _Listener(host, ip, sock)
+
+
+def _blackhole(host: Host, ip: str, sock: socket.socket) -> _Listener:
+    # Linux drops a SYN when the accept queue is full; with a backlog of 0 one connection,
+    # ours, fills it. Clients then see what a firewall's DROP rule gives: no answer at all.
+    sock.listen(0)
+    filler = socket.socket(sock.family, socket.SOCK_STREAM)
+    try:
+        filler.settimeout(5.0)
+        filler.connect(sock.getsockname()[:2])
+    except OSError:
+        filler.close()
+        raise
+    return _Listener(host, ip, sock, filler=filler)
 
 
 def _local_ip(transport: asyncio.BaseTransport) -> str:
@@ -339,12 +366,22 @@ class _Session(SMTP):
         self.transport.close()
 
     async def smtp_MAIL(self, arg: str | None) -> None:
+        if self._host.accept_mail:
+            # aiosmtpd's transaction; the handler has no handle_DATA, so mail is discarded.
+            await super().smtp_MAIL(arg)
+            return
         await self.push("502 5.7.0 This testbed server accepts no mail")
 
     async def smtp_RCPT(self, arg: str | None) -> None:
+        if self._host.accept_mail:
+            await super().smtp_RCPT(arg)
+            return
         await self.push("503 5.5.1 Error: need MAIL command")
 
     async def smtp_DATA(self, arg: str) -> None:
+        if self._host.accept_mail:
+            await super().smtp_DATA(arg)
+            return
         await self.push("503 5.5.1 Error: need RCPT command")
 
     async def smtp_AUTH(self, arg: str) -> None:
