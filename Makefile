@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck pytest report testbed clean
+.PHONY: install demo test lint typecheck pytest report testbed bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,13 +25,19 @@ demo: $(STAMP)
 test: lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check research tests
+	$(BIN)/ruff check research tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+## Benchmarks (not pass/fail): sessions per host, wall time and peak memory of each engine,
+## sslyze and testssl.sh on the isc-2019 testbed at 50 ms round trips, then 100 vs 1,000
+## generated hosts. Takes about a quarter of an hour; see benchmarks/README.md.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
 
 ## Run the testbed in the foreground until Ctrl-C (prints how to scan it).
 testbed: $(STAMP)

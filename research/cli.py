@@ -7,11 +7,12 @@ input, with a one-line message; 130 interrupted (the tables for what finished ar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from research import config
 from research.errors import SurveyError
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--opt-out", type=Path, metavar="FILE",
                       help="names (with everything below them) and IP networks never to "
                            "contact, one a line")
+    _add_engine_options(scan)
 
     testbed = sub.add_parser("testbed", help="the loopback testbed")
     tb_sub = testbed.add_subparsers(dest="testbed_command", required=True, parser_class=_Parser)
@@ -84,7 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--dns-port", type=_port_or_zero, default=5300, help="DNS port (0 = any)")
     up.add_argument("--smtp-port", type=_port, default=2525, help="SMTP port shared by all hosts")
     up.add_argument("--domain-list", type=Path, help="where to write the scenario's domains")
+    up.add_argument("--rtt-ms", type=_milliseconds, default=None,
+                    help="round-trip delay of every SMTP host (replaces the scenario's)")
     tb_sub.add_parser("list", help="list the scenarios")
+    generate = tb_sub.add_parser("generate", help="write a scenario of N hosts with a realistic "
+                                 "mix (for benchmarks)")
+    generate.add_argument("--hosts", type=_positive_int, required=True, help="number of hosts")
+    generate.add_argument("--out", type=Path, required=True, metavar="FILE",
+                          help="scenario file to write (.toml)")
+    generate.add_argument("--seed", type=int, default=0, help="shuffles the mix (default 0)")
+    generate.add_argument("--rtt-ms", type=_milliseconds, default=0.0,
+                          help="round-trip delay of every host (default 0)")
 
     report = sub.add_parser("report", help="write figures, tables and an HTML page for a survey",
                             description="Write the report folder (DIR/report by default).")
@@ -130,6 +142,39 @@ def _add_scan_options(p: argparse.ArgumentParser, *, out_required: bool) -> None
                    help="progress bars (default: on a terminal)")
 
 
+def _milliseconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"must be 0 to 10000 ms, not {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    return 0 if text.strip() == "0" else _positive_int(text)
+
+
+def _non_negative_seconds(text: str) -> float:
+    return 0.0 if text.strip() in ("0", "0.0") else _seconds(text)
+
+
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    from research.engine import DEFAULT_BACKOFF, DEFAULT_RETRIES, Engine
+
+    p.add_argument("--engine", choices=[e.value for e in Engine], default=Engine.FULL.value,
+                   help="TLS scan: full (versions and accepted suites, the default), versions "
+                   "(versions only, no suites), sslyze (sslyze's per-suite scan, 500+ sessions "
+                   "per host; for cross-checks)")
+    p.add_argument("--versions-only", dest="engine", action="store_const",
+                   const=Engine.VERSIONS.value, help="same as --engine versions")
+    p.add_argument("--retries", type=_non_negative_int, default=DEFAULT_RETRIES,
+                   help="retries of a session a host did not answer (421, reset, timeout)")
+    p.add_argument("--backoff", type=_non_negative_seconds, default=DEFAULT_BACKOFF,
+                   metavar="S", help="seconds a host is paused before the first retry; doubles")
+    p.add_argument("--dask-scheduler", metavar="ADDRESS",
+                   help="run the host probes on this Dask cluster (e.g. tcp://10.0.0.5:8786)")
 def _add_logs_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     logs = sub.add_parser(
         "logs", help="TLS sessions from your own MTA's logs and packet captures",
@@ -191,13 +236,16 @@ def _scan(args: argparse.Namespace) -> int:
         args.domains
     )
     try:
-        results = run_survey(
-            domains, args.out, resolver=args.resolver, port=args.port, ehlo_name=args.ehlo_name,
-            timeout=args.timeout, concurrency=args.concurrency,
-            per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
-            resume=args.resume, progress=args.progress, opt_out=args.opt_out,
-            mta_sts_port=args.mta_sts_port, dnssec_anchor=args.dnssec_anchor,
-        )
+        with _dask_client(args.dask_scheduler) as client:
+            results = run_survey(
+                domains, args.out, resolver=args.resolver, port=args.port,
+                ehlo_name=args.ehlo_name, timeout=args.timeout, concurrency=args.concurrency,
+                per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
+                resume=args.resume, progress=args.progress, opt_out=args.opt_out,
+                mta_sts_port=args.mta_sts_port, dnssec_anchor=args.dnssec_anchor,
+                engine=args.engine, retries=args.retries, backoff=args.backoff,
+                executor=client,
+            )
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; tables of the finished work written to {args.out}/ "
               "(rerun with --resume to finish)", file=sys.stderr)
@@ -214,6 +262,25 @@ def _scan(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _dask_client(address: str | None) -> Iterator[Any]:
+    """A Dask client connected to ``address`` (None: no client); raises SurveyError if the
+    scheduler cannot be reached."""
+    if address is None:
+        yield None
+        return
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout=30)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise SurveyError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 def _testbed(args: argparse.Namespace) -> int:
     from research.testbed import list_scenarios, run_foreground
 
@@ -221,9 +288,18 @@ def _testbed(args: argparse.Namespace) -> int:
         for name in list_scenarios():
             print(name)
         return 0
+    if args.testbed_command == "generate":
+        from research.testbed.generate import write_generated
+
+        try:
+            path = write_generated(args.out, args.hosts, seed=args.seed, rtt_ms=args.rtt_ms)
+        except (ValueError, OSError) as exc:
+            raise SurveyError(f"{args.out}: {exc}") from None
+        print(f"{path}: {args.hosts} hosts; start it with: {PROG} testbed up --scenario {path}")
+        return 0
     return run_foreground(
         args.scenario, dns_host=args.dns_host, dns_port=args.dns_port,
-        smtp_port=args.smtp_port, domain_list_path=args.domain_list,
+        smtp_port=args.smtp_port, domain_list_path=args.domain_list, rtt_ms=args.rtt_ms,
     )
 
 

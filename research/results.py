@@ -164,6 +164,17 @@ def _dane_rows(mx_rows: list[Record], policies: dict[str, Record],
 
 
 def _meta(starts: list[Record], finished_at: str | None, results: SurveyResults) -> dict[str, Any]:
+    return make_meta(starts, finished_at, {
+        **{name: len(results.table(name)) for name in TABLES},
+        "host_status": dict(Counter(results.hosts["status"].dropna())),
+        "dns_status": dict(Counter(results.domains["dns_status"].dropna())),
+    }, smtp_port_blocked(results.hosts))
+
+
+def make_meta(starts: list[Record], finished_at: str | None, counts: dict[str, Any],
+              port_blocked: bool | None) -> dict[str, Any]:
+    """``meta`` from the raw log's start records, its finish time, the tables' ``counts`` (rows
+    per table, ``host_status`` and ``dns_status`` tallies) and :func:`smtp_port_blocked`."""
     first = starts[0] if starts else {}
     last = starts[-1] if starts else {}
     options = dict(last.get("options") or {})
@@ -179,12 +190,8 @@ def _meta(starts: list[Record], finished_at: str | None, results: SurveyResults)
         "domain_list": last.get("domain_list"),
         "domain_list_sha256": last.get("domain_list_sha256"),
         "options": options,
-        "counts": {
-            **{name: len(results.table(name)) for name in TABLES},
-            "host_status": dict(Counter(results.hosts["status"].dropna())),
-            "dns_status": dict(Counter(results.domains["dns_status"].dropna())),
-        },
-        "smtp_port_blocked": smtp_port_blocked(results.hosts),
+        "counts": counts,
+        "smtp_port_blocked": port_blocked,
     }
 
 

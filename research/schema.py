@@ -242,6 +242,10 @@ HOSTS = _cols(
     ("error", _STRING, "Why the probe or a TLS check failed, why the host was not contacted "
      "(`unresolved`, `opted_out`), or what was odd on the way (e.g. EHLO refused, HELO "
      "accepted); the server's reply is quoted where there was one. Null when fine."),
+    ("undecided", _LIST, "What the TLS scan could not decide because the host stopped "
+     "answering (421, reset or timeout, after retries with backoff): a version label (`TLS 1.2`: "
+     "its column is null) or a version with `suites` (`TLS 1.2 suites`: accepted, but `ciphers` "
+     "may miss some of its suites); list of strings, empty when everything was decided."),
     ("scanned_at", _TIME, "When the probe of this host finished (UTC)."),
     ("duration_s", _FLOAT, "Wall time of the SMTP probe session, seconds (the TLS scan runs "
      "concurrently with other hosts' and is not included)."),
@@ -406,7 +410,9 @@ META_KEYS: dict[str, str] = {
     "domain_list_sha256": "SHA-256 of the domain list as read (file bytes, or the arguments "
     "joined by newlines).",
     "options": "Timeout, concurrency, resume and other scan options (including `mta_sts_port` "
-    "and `dnssec_anchor`).",
+    "and `dnssec_anchor`), among them `engine` (`full`, `versions` or `sslyze`: with `versions` "
+    "no suites are enumerated and `ciphers` is empty by design), `retries`, `backoff` and "
+    "`dispatcher` (where the host probes ran).",
     "counts": "Rows per table and hosts per status.",
     "smtp_port_blocked": "True when every host with an address (at least two) timed out or "
     "refused: outbound connections to `port` are probably blocked on the scanning network, so "

@@ -6,6 +6,10 @@ an interrupt (Ctrl-C) still writes the tables of what finished. Names and addres
 opt-out list are recorded as ``opted_out`` and never contacted. Then come the enforcement
 lookups (:mod:`research.enforcement_scan`): MTA-STS, TLS-RPT and MX DNSSEC per domain, TLSA per
 MX host, logged the same way.
+
+The TLS scan is this project's engine (:mod:`research.engine`: ``full`` or ``versions``), one
+task per target on local threads or a caller's executor (:mod:`research.dispatch`), or, with
+``engine="sslyze"``, sslyze's own per-suite scan (:mod:`research.tls`) for cross-checks.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from typing import Any, TypeVar
 import dns.resolver
 from tqdm.auto import tqdm
 
+from research import dispatch, enforcement_scan
 from research import dns as mxdns
-from research import enforcement_scan
 from research.certs import summarise_der
 from research.config import (
     DEFAULT_CONCURRENCY,
@@ -32,15 +36,17 @@ from research.config import (
     DEFAULT_TIMEOUT,
     RAW_LOG_NAME,
 )
+from research.engine import DEFAULT_BACKOFF, DEFAULT_RETRIES, Engine, EngineSettings
 from research.errors import InputError
 from research.inputs import DomainInput, DomainList, from_arguments
 from research.mtasts import HTTPS_PORT
 from research.optout import OptOutList, read_opt_out
 from research.pki import CertTrust, load_trust
 from research.rawlog import RawLogWriter, Record, read_records, repair
-from research.results import SurveyResults, build_tables, save_results
+from research.results import SurveyResults
 from research.schema import TLS_VERSIONS, DnsStatus, HostStatus
 from research.smtp import SmtpProbe, probe_smtp
+from research.tables import write_tables
 from research.tls import TlsScan, TlsTarget, scan_tls
 
 T = TypeVar("T")
@@ -59,6 +65,12 @@ class SurveyOptions:
     """Where the opt-out list came from (a file path), if there was one."""
     mta_sts_port: int = HTTPS_PORT
     dnssec_anchor: str | None = None
+    engine: str = Engine.FULL.value
+    """How TLS is scanned (:class:`research.engine.Engine`); ``versions`` enumerates no suites."""
+    retries: int = DEFAULT_RETRIES
+    backoff: float = DEFAULT_BACKOFF
+    dispatcher: str = "threads"
+    """Where the host probes ran: ``threads`` (this process) or the executor's description."""
 
     def check(self) -> None:
         """Raises InputError for values no scan can run with."""
@@ -76,6 +88,20 @@ class SurveyOptions:
             )
         if not self.ehlo_name or any(c.isspace() for c in self.ehlo_name):
             raise InputError(f"EHLO name must be one word, not {self.ehlo_name!r}")
+        if self.engine not in {e.value for e in Engine}:
+            raise InputError(f"engine must be one of {', '.join(e.value for e in Engine)}, "
+                             f"not {self.engine!r}")
+        if self.retries < 0:
+            raise InputError(f"retries must be at least 0, not {self.retries}")
+        if self.backoff < 0:
+            raise InputError(f"backoff must not be negative, not {self.backoff:g}")
+
+    def engine_settings(self) -> EngineSettings:
+        return EngineSettings(
+            port=self.port, ehlo_name=self.ehlo_name, timeout=self.timeout,
+            per_host_connections=self.per_host_connections, retries=self.retries,
+            backoff=self.backoff, engine=Engine(self.engine), trust_ca=self.trust_ca,
+        )
 
 
 def run_survey(
@@ -94,6 +120,10 @@ def run_survey(
     opt_out: OptOutList | str | Path | None = None,
     mta_sts_port: int = HTTPS_PORT,
     dnssec_anchor: str | Path | None = None,
+    engine: str = Engine.FULL.value,
+    retries: int = DEFAULT_RETRIES,
+    backoff: float = DEFAULT_BACKOFF,
+    executor: Any = None,
 ) -> SurveyResults:
     """Survey ``domains`` and write the raw log, the tables and ``meta.json`` into ``out_dir``.
 
@@ -108,10 +138,18 @@ def run_survey(
     recorded as ``opted_out`` and never contacted. On KeyboardInterrupt the tables of the work
     finished so far are written, then the interrupt propagates.
 
+    ``engine`` is ``full`` (versions and accepted suites), ``versions`` (versions only; no
+    suites) or ``sslyze`` (sslyze's per-suite scan). A host that stops answering is paused
+    ``backoff`` seconds (doubling) up to ``retries`` times before what is left is reported in
+    ``hosts.undecided``. ``executor`` (a ``concurrent.futures.Executor`` or a Dask client) runs
+    the host probes instead of local threads; at most ``concurrency`` are in flight. The
+    ``sslyze`` engine always runs in this process.
+
     Raises:
         InputError: bad options, an unusable opt-out list, an ``out_dir`` that cannot be written,
             an ``out_dir`` that already holds a survey without ``resume``, ``resume`` with a
-            different domain list, or a ``trust_ca``/``dnssec_anchor`` file that cannot be used.
+            different domain list, a ``trust_ca``/``dnssec_anchor`` file that cannot be used, or
+            an ``executor`` that is not one.
         KeyboardInterrupt: passed on, after writing the tables.
     """
     if opt_out is not None and not isinstance(opt_out, OptOutList):
@@ -119,7 +157,8 @@ def run_survey(
     options = SurveyOptions(
         port, ehlo_name, timeout, concurrency, per_host_connections,
         str(trust_ca) if trust_ca else None, opt_out.source if opt_out else None,
-        mta_sts_port, str(dnssec_anchor) if dnssec_anchor else None,
+        mta_sts_port, str(dnssec_anchor) if dnssec_anchor else None, str(engine), retries,
+        backoff, dispatch.describe(executor),
     )
     options.check()
     domain_list = domains if isinstance(domains, DomainList) else from_arguments(domains)
@@ -141,6 +180,7 @@ def run_survey(
     try:
         with RawLogWriter(log_path) as writer:
             run = _Run(options, dns_resolver, writer, done, progress, context, opt_out)
+            run.executor = executor
             writer.append(run.start_record(domain_list))
             run.resolve_domains(domain_list.entries)
             targets = run.resolve_hosts()
@@ -149,11 +189,10 @@ def run_survey(
             writer.append({"kind": "finish", "finished_at": _now()})
     except KeyboardInterrupt:
         # Whatever finished is in the raw log: give the user its tables before stopping.
-        save_results(build_tables(read_records(log_path)), out)
+        write_tables(log_path, out)
         raise
-    results = build_tables(read_records(log_path))
-    save_results(results, out)
-    return results
+    # Streamed from the raw log: memory stays flat however many hosts were scanned.
+    return write_tables(log_path, out)
 
 
 def _prepare_out_dir(out: Path, resume: bool) -> Path:
@@ -234,6 +273,7 @@ class _Run:
         self.progress = progress
         self.lock = threading.Lock()
         self.domain_records: list[Record] = list(done.domains.values())
+        self.executor: Any = None
 
     def append(self, record: Record) -> None:
         with self.lock:
@@ -361,6 +401,9 @@ class _Run:
 
     def scan_hosts(self, targets: list[TlsTarget]) -> None:
         opts = self.options
+        if opts.engine != Engine.SSLYZE:
+            self._scan_with_engine(targets)
+            return
         probes: dict[TlsTarget, SmtpProbe] = {}
 
         def probe(target: TlsTarget) -> tuple[TlsTarget, SmtpProbe]:
@@ -402,6 +445,17 @@ class _Run:
             self.done.tlsa.add(found["mx_host"])
 
 
+    def _scan_with_engine(self, targets: list[TlsTarget]) -> None:
+        settings = self.options.engine_settings()
+        if not targets:
+            return
+        with self._bar(len(targets), "hosts") as bar:
+            for record in dispatch.run_targets(targets, settings, window=self.options.concurrency,
+                                               executor=self.executor):
+                self.append(record)
+                bar.update(1)
+
+
 def _unresolved_record(host: str, error: str | None, port: int) -> Record:
     return {"kind": "host", "mx_host": host, "ip": None, "port": port,
             "status": HostStatus.UNRESOLVED.value, "error": error or "no address",
@@ -426,7 +480,7 @@ def host_record(probe: SmtpProbe, scan: TlsScan | None, *,
         "starttls_offered": probe.starttls_offered,
         "negotiated_version": probe.negotiated_version,
         "negotiated_cipher": probe.negotiated_cipher,
-        "cert_sans": [], "ciphers": [], "scanned_at": _now(),
+        "cert_sans": [], "ciphers": [], "undecided": [], "scanned_at": _now(),
     }
     errors = [probe.error] if probe.error else []
     duration = probe.duration_s

@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
                        default=0 if name == "serve" else FOREGROUND_DNS_PORT)
         p.add_argument("--smtp-port", type=_port, default=None,
                        help="port for every SMTP host; 'auto' (default): 2525 or a free one")
+        p.add_argument("--rtt-ms", type=float, default=None,
+                       help="round-trip delay of the SMTP hosts (replaces the scenario's)")
         p.add_argument("--https-port", type=_port, default=None,
                        help="port for the MTA-STS policy hosts; 'auto' (default): 8443 or free")
     serve = sub.choices["serve"]
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             return run_foreground(args.scenario, dns_host=args.dns_host, dns_port=args.dns_port,
                                   smtp_port=args.smtp_port, domain_list_path=args.domain_list,
-                                  https_port=args.https_port)
+                                  rtt_ms=args.rtt_ms, https_port=args.https_port)
 
         def ready(endpoints: Endpoints) -> None:
             print(f"ready: dns {endpoints.resolver}, smtp port {endpoints.smtp_port}", flush=True)
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         serve_forever(load_scenario(args.scenario), cert_dir=args.cert_dir,
                       dns_host=args.dns_host, dns_port=args.dns_port, smtp_port=args.smtp_port,
                       on_ready=ready, stats_file=args.stats_file, watch_stdin=args.watch_stdin,
-                      https_port=args.https_port)
+                      rtt_ms=args.rtt_ms, https_port=args.https_port)
         if args.watch_stdin and args.orphan_cleanup is not None and _stdin_at_eof():
             # A parent that stops us normally removes the directory itself, after we exit.
             shutil.rmtree(args.orphan_cleanup, ignore_errors=True)

@@ -61,12 +61,15 @@ class Testbed:
         dns_port: int = 0,
         smtp_port: int | None = None,
         timeout: float = START_TIMEOUT,
+        rtt_ms: float | None = None,
     ) -> Testbed:
         """Start the servers of ``scenario`` (a name, a path or a Scenario) and wait for them.
 
         Returns once DNS (UDP and TCP) and every SMTP listener accept connections.
         ``dns_port`` 0 picks a free port; ``smtp_port`` None means 2525 unless that is taken on
         one of the scenario's addresses, then any free port; an explicit port must be free.
+        ``rtt_ms`` replaces the scenario's round-trip delay (``[scenario] rtt_ms``; hosts with
+        their own ``rtt_ms`` keep it): the servers answer as if that many milliseconds away.
 
         Raises ScenarioError for an unknown or malformed scenario, TestbedError if the servers
         cannot start (busy explicit port, non-loopback ``dns_host``, child died or timed out).
@@ -92,6 +95,8 @@ class Testbed:
                 "--watch-stdin",
                 "--orphan-cleanup", str(workdir),
             ]
+            if rtt_ms is not None:
+                command += ["--rtt-ms", repr(float(rtt_ms))]
             with log_path.open("wb") as log:
                 process = subprocess.Popen(
                     command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
@@ -248,7 +253,8 @@ def _read_json(path: Path) -> Any:
 
 
 def _parse_stats(data: Any) -> dict[tuple[str, str], TargetStats]:
-    return {(t["host"], t["ip"]): TargetStats(t["sessions"], t["tls_handshakes"])
+    return {(t["host"], t["ip"]): TargetStats(t["sessions"], t["tls_handshakes"],
+                                              t.get("throttled", 0))
             for t in data["targets"]}
 
 

@@ -71,6 +71,7 @@ def serve_forever(
     on_ready: Callable[[Endpoints], None] | None = None,
     stats_file: Path | None = None,
     watch_stdin: bool = False,
+    rtt_ms: float | None = None,
     https_port: int | None = None,
 ) -> None:
     """Serve ``scenario`` until SIGINT or SIGTERM (or, with ``watch_stdin``, EOF on stdin).
@@ -79,7 +80,8 @@ def serve_forever(
     Port 0 picks a free port; ``smtp_port`` None means 2525 unless taken on an address, then
     any free one; ``https_port`` (MTA-STS policy hosts) likewise with 8443. ``on_ready`` gets
     the ports once everything accepts connections. With ``stats_file``, per-listener counters
-    are written there as JSON on SIGUSR1 and at the end.
+    are written there as JSON on SIGUSR1 and at the end. ``rtt_ms`` replaces the scenario-wide
+    round-trip delay of the SMTP hosts.
     Must run in the main thread (it installs signal handlers).
 
     Raises TestbedError if a port is taken or an address or certificate cannot be used.
@@ -91,7 +93,7 @@ def serve_forever(
         text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         raise TestbedError(f"cannot start DNS on {dns_host}: {text}") from err
     try:
-        smtp = smtp_server.SmtpServers(scenario, smtp_port, cert_dir)
+        smtp = smtp_server.SmtpServers(scenario, smtp_port, cert_dir, rtt_ms=rtt_ms)
     except (OSError, ValueError) as err:
         dns.stop()
         text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
@@ -157,7 +159,8 @@ class _StatsWriter:
             return
         self._seq += 1
         targets = [{"host": host, "ip": ip, "sessions": s.sessions,
-                    "tls_handshakes": s.tls_handshakes} for host, ip, s in self._smtp.stats()]
+                    "tls_handshakes": s.tls_handshakes, "throttled": s.throttled}
+                   for host, ip, s in self._smtp.stats()]
         write_json_atomic(self._path, {"seq": self._seq, "targets": targets})
 
 
@@ -195,6 +198,7 @@ def run_foreground(
     smtp_port: int | None = None,
     domain_list_path: Path | None = None,
     out: TextIO | None = None,
+    rtt_ms: float | None = None,
     https_port: int | None = None,
 ) -> int:
     """Run the testbed in this process until Ctrl-C, printing how to scan it; returns 0.
@@ -218,7 +222,8 @@ def run_foreground(
             out.flush()
 
         serve_forever(scenario, cert_dir=workdir / "certs", dns_host=dns_host, dns_port=dns_port,
-                      smtp_port=smtp_port, on_ready=announce, https_port=https_port)
+                      smtp_port=smtp_port, on_ready=announce, rtt_ms=rtt_ms,
+                      https_port=https_port)
     out.write("Testbed stopped.\n")
     return 0
 

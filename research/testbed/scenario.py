@@ -5,6 +5,7 @@ A scenario is a TOML file ``data/testbed/NAME.toml`` with three parts::
     [scenario]                      # name (default: file stem), description, optional expect
     name = "example"
     description = "..."
+    rtt_ms = 50                     # optional: every host answers as if this many ms away
     [scenario.expect]               # optional headline counts, checked against the file
     domains = 2                     # number of [[domains]]
     no_starttls = 1                 # see Scenario.counts()
@@ -27,6 +28,10 @@ A scenario is a TOML file ``data/testbed/NAME.toml`` with three parts::
     accept_mail = false             # normal only: accept MAIL/RCPT/DATA and discard the mail
                                     # (for an MTA delivering to the testbed; off by default)
     greeting = "554 5.7.1 ..."      # greeting_error only, required there
+    rtt_ms = 120                    # optional: this host's round-trip delay (overrides the
+                                    # scenario's)
+    throttle = { every = 5 }        # optional: answer 421 and hang up on every 5th connection;
+                                    # or { after = 30 }: on every connection after the 30th
     flood_bytes = 1048576           # endless_line / endless_continuation only: bytes sent
                                     # before hanging up (default 64 MiB)
     aliases = ["mx-alias.example.test"]  # names served as CNAMEs to this host (RFC 2181
@@ -50,6 +55,21 @@ nothing listens for it.
 Every ``expect`` is checked against what the rest of the file implies, so a scenario cannot
 silently disagree with its own ground truth. All names must lie under ``.test`` (RFC 2606).
 
+Distance and throttling shape a host's traffic without changing its ground truth:
+
+- ``rtt_ms`` (scenario-wide, or per host, which wins) puts the host at an internet-like
+  distance: every write of its server (the greeting, each SMTP reply, each TLS flight, the
+  closing of the connection) leaves ``rtt_ms`` milliseconds late, so each exchange a client
+  waits for costs one round trip, as it would across the Internet. On bare loopback a session
+  costs about a millisecond, which hides what every extra session costs a real survey.
+  ``Testbed.start(..., rtt_ms=)`` replaces the scenario-wide value (hosts with their own keep
+  it). DNS is not delayed.
+- ``throttle`` makes the host behave like a provider that limits scanners: the connections it
+  picks are greeted with ``421 4.7.0 ... try again later`` and closed. ``every = N`` (N >= 2)
+  picks every Nth connection, ``after = N`` (N >= 1) every connection after the Nth. The first
+  connection is never throttled, so the host's expected status is unchanged; what a scan of its
+  TLS versions can still decide is not, so throttled hosts belong in tests of the scanner's
+  throttle handling rather than in ground-truth scenarios.
 Certificates, MTA-STS, TLS-RPT and DANE add optional keys (all additive; a scenario without
 them serves exactly what it did before)::
 
@@ -239,6 +259,22 @@ _MAIL_STATUSES = (DnsStatus.MX, DnsStatus.IMPLICIT_MX)
 
 
 @dataclass(frozen=True)
+class Throttle:
+    """Which connections a throttling host refuses with ``421`` (see the module docstring)."""
+
+    every: int | None = None
+    """Refuse every Nth connection (the Nth, 2Nth, ...)."""
+    after: int | None = None
+    """Refuse every connection after the first N."""
+
+    def refuses(self, connection: int) -> bool:
+        """Whether the ``connection``-th connection (counting from 1) gets the 421."""
+        if self.every is not None and connection % self.every == 0:
+            return True
+        return self.after is not None and connection > self.after
+
+
+@dataclass(frozen=True)
 class Host:
     """One MX host: a name, its addresses and how its SMTP server behaves."""
 
@@ -260,6 +296,9 @@ class Host:
     expect_status: HostStatus
     expect_versions: tuple[str, ...]
     """Version labels (``research.schema`` style, e.g. ``"TLS 1.2"``) the scan must find."""
+    rtt_ms: float | None = None
+    """This host's own round-trip delay in milliseconds; None: the scenario's."""
+    throttle: Throttle | None = None
     flood_bytes: int | None = None
     """Bytes an ``endless_*`` host sends before hanging up; None for the default."""
     aliases: tuple[str, ...] = ()
@@ -395,6 +434,12 @@ class Scenario:
     hosts: tuple[Host, ...]
     domains: tuple[Domain, ...]
     """In rank order."""
+    rtt_ms: float = 0.0
+    """Round-trip delay in milliseconds of every host without its own ``rtt_ms``."""
+
+    def rtt_for(self, host: Host) -> float:
+        """The round-trip delay, in milliseconds, that ``host`` answers with."""
+        return self.rtt_ms if host.rtt_ms is None else host.rtt_ms
 
     def host(self, name: str) -> Host:
         """The host called ``name``; raises KeyError if there is none."""
@@ -522,9 +567,10 @@ class _Parser:
     def scenario(self, raw: Mapping[str, Any]) -> Scenario:
         _keys(raw, "top level", required={"domains"}, optional={"scenario", "hosts"})
         meta = _table(raw.get("scenario", {}), "[scenario]")
-        _keys(meta, "[scenario]", optional={"name", "description", "expect"})
+        _keys(meta, "[scenario]", optional={"name", "description", "expect", "rtt_ms"})
         name = _str(meta.get("name", self.path.stem), "scenario.name")
         description = _str(meta.get("description", ""), "scenario.description")
+        rtt_ms = _rtt(meta.get("rtt_ms", 0), "scenario.rtt_ms")
         hosts = [self.host(i, h) for i, h in enumerate(_list(raw.get("hosts", []), "hosts"))]
         domains = [self.domain(i, d) for i, d in enumerate(_list(raw["domains"], "domains"))]
         _no_duplicates((h.name for h in hosts), "host name")
@@ -546,6 +592,7 @@ class _Parser:
             path=self.path,
             hosts=tuple(hosts),
             domains=tuple(sorted(domains, key=lambda d: d.rank)),
+            rtt_ms=rtt_ms,
         )
         self.check_counts(scenario, meta.get("expect"))
         return scenario
@@ -563,7 +610,7 @@ class _Parser:
             required={"name", "addresses", "expect"},
             optional={"behaviour", "starttls", "tls_min", "tls_max", "ciphers", "certificate",
                       "software", "greeting", "flood_bytes", "aliases", "accept_mail",
-                      *_HOST_ENFORCEMENT_KEYS},
+                      "rtt_ms", "throttle", *_HOST_ENFORCEMENT_KEYS},
         )
         addresses = tuple(_address(a, f"{where}: addresses")
                           for a in _list(raw["addresses"], f"{where}.addresses"))
@@ -604,6 +651,12 @@ class _Parser:
         software = _str(raw.get("software", "Postfix"), f"{where}: software")
         if not re.fullmatch(r"[\x20-\x7e]+", software):
             raise _Invalid(f"{where}: software must be printable ASCII")
+        rtt_ms = _rtt(raw["rtt_ms"], f"{where}: rtt_ms") if "rtt_ms" in raw else None
+        throttle = None
+        if "throttle" in raw:
+            if behaviour in (Behaviour.DOWN, Behaviour.BLACKHOLE):
+                raise _Invalid(f"{where}: 'throttle' needs a host that accepts connections")
+            throttle = _throttle(raw["throttle"], f"{where}: throttle")
         flood_bytes = None
         if "flood_bytes" in raw:
             if behaviour not in _FLOODS:
@@ -629,6 +682,8 @@ class _Parser:
             greeting=greeting,
             expect_status=HostStatus.STARTTLS,
             expect_versions=(),
+            rtt_ms=rtt_ms,
+            throttle=throttle,
             flood_bytes=flood_bytes,
             aliases=aliases,
             accept_mail=accept_mail,
@@ -1017,6 +1072,26 @@ def _version(raw: Any, where: str) -> str:
         raise _Invalid(f"{where} is {raw!r}; expected one of "
                        + ", ".join(f'"{v}"' for v in TLS_VERSION_NAMES))
     return str(raw)
+
+
+def _rtt(raw: Any, where: str) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 <= raw <= 10_000:
+        raise _Invalid(f"{where} must be a number of milliseconds from 0 to 10000")
+    return float(raw)
+
+
+def _throttle(raw: Any, where: str) -> Throttle:
+    raw = _table(raw, where)
+    _keys(raw, where, optional={"every", "after"})
+    if len(raw) != 1:
+        raise _Invalid(f"{where} needs exactly one of 'every' or 'after'")
+    (key, value), = raw.items()
+    lowest = 2 if key == "every" else 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+        # every = 1 (or after = 0) would refuse the first connection too, changing the
+        # host's status; the ground truth must stay what the rest of the entry says.
+        raise _Invalid(f"{where}.{key} must be an integer of at least {lowest}")
+    return Throttle(**{key: value})
 
 
 def _ciphers(raw: Any, where: str) -> str:

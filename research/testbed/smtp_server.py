@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import functools
 import logging
@@ -28,6 +29,7 @@ from aiosmtpd.smtp import SMTP
 from research.testbed import hostile
 from research.testbed.ca import host_files
 from research.testbed.scenario import Behaviour, Host, Scenario
+from research.testbed.shaping import ThrottleGate, shaped_factory
 
 DEFAULT_SMTP_PORT = 2525
 SIZE_LIMIT = 52_428_800
@@ -60,6 +62,8 @@ class TargetStats:
     """TCP connections accepted."""
     tls_handshakes: int = 0
     """STARTTLS handshakes completed."""
+    throttled: int = 0
+    """Connections refused with 421 by the host's ``throttle`` (also counted in ``sessions``)."""
 
 
 @dataclass
@@ -68,6 +72,7 @@ class _Listener:
     ip: str
     sock: socket.socket
     stats: TargetStats = field(default_factory=TargetStats)
+    rtt_ms: float = 0.0
     filler: socket.socket | None = None
     """A ``blackhole``'s own connection, which keeps its accept queue full."""
 
@@ -75,8 +80,12 @@ class _Listener:
 class SmtpServers:
     """Every SMTP listener of a scenario; bind in the constructor, serve with :meth:`start`."""
 
-    def __init__(self, scenario: Scenario, port: int | None, cert_dir: Path) -> None:
+    def __init__(self, scenario: Scenario, port: int | None, cert_dir: Path,
+                 rtt_ms: float | None = None) -> None:
         """Bind all sockets on one port: ``port``, or for None 2525 if free everywhere, else any.
+
+        ``rtt_ms``, if given, replaces the scenario-wide round-trip delay (hosts with their own
+        keep theirs; see :mod:`research.testbed.scenario`).
 
         Raises PortBusyError if an explicit port is taken, OSError (e.g. EADDRNOTAVAIL) if an
         address cannot be bound, ssl.SSLError or OSError if a host's certificate is unusable.
@@ -86,6 +95,10 @@ class SmtpServers:
         }
         targets = [(h, ip) for h in scenario.hosts for ip in h.addresses]
         self.port, self._listeners = _bind_all(targets, port)
+        if rtt_ms is not None:
+            scenario = dataclasses.replace(scenario, rtt_ms=rtt_ms)
+        for listener in self._listeners:
+            listener.rtt_ms = scenario.rtt_for(listener.host)
         self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.BaseTransport] = set()
 
@@ -118,6 +131,18 @@ class SmtpServers:
                 listener.filler.close()
 
     def _factory(self, listener: _Listener) -> Any:
+        gate = None
+        if listener.host.throttle is not None:
+            gate = ThrottleGate(listener.host.name, listener.host.throttle)
+
+        def refused(stats: TargetStats = listener.stats) -> None:
+            stats.sessions += 1
+            stats.throttled += 1
+
+        return shaped_factory(self._behaviour_factory(listener), rtt_ms=listener.rtt_ms,
+                              gate=gate, on_refused=refused)
+
+    def _behaviour_factory(self, listener: _Listener) -> Any:
         behaviour = listener.host.behaviour
         if behaviour is Behaviour.TARPIT:
             return lambda: _Tarpit(listener.stats, self._connections)
