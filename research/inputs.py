@@ -128,6 +128,27 @@ def from_arguments(names: Iterable[str]) -> DomainList:
     )
 
 
+def read_text_file(path: Path, what: str) -> tuple[bytes, str]:
+    """The bytes of a user's input file and their UTF-8 text; ``what`` names it in errors.
+
+    Raises:
+        InputError: the file cannot be read, is a directory, is binary (holds NUL bytes) or is
+            not UTF-8 text.
+    """
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a {what}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    if b"\x00" in data:
+        raise InputError(f"{path}: binary file, not a {what}")
+    try:
+        return data, data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: {what} is not UTF-8 text") from None
+
+
 def read_domain_list(path: str | Path) -> DomainList:
     """Read a domain list: one domain a line, or a CSV with a ``domain`` column (``rank`` optional).
 
@@ -139,18 +160,7 @@ def read_domain_list(path: str | Path) -> DomainList:
             ``domain`` column or with a non-integer ``rank``.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a domain list") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read domain list ({exc.strerror})") from None
-    if b"\x00" in data:
-        raise InputError(f"{path}: binary file, not a domain list")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text") from None
+    data, text = read_text_file(path, "domain list")
     pairs = _parse_text(text, path)
     if not pairs:
         raise InputError(f"{path}: no domains in file")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from research.errors import InputError, InvalidDomainError
-from research.inputs import normalize_domain
+from research.inputs import normalize_domain, read_text_file
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -63,20 +63,11 @@ def read_opt_out(path: str | Path) -> OptOutList:
     guessing what its author meant could mean contacting someone who asked not to be.
 
     Raises:
-        InputError: the file cannot be read, is not UTF-8 text, or has an invalid entry (the
-            message names the line).
+        InputError: the file cannot be read, is binary or not UTF-8 text, or has an invalid
+            entry (the message names the line).
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not an opt-out list") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read opt-out list ({exc.strerror})") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: opt-out list is not UTF-8 text") from None
+    data, text = read_text_file(path, "opt-out list")
     names: set[str] = set()
     networks: list[IpNetwork] = []
     for number, line in enumerate(text.splitlines(), 1):
