@@ -207,22 +207,22 @@ def _converse(session: _Session, result: SmtpProbe, ehlo_name: str) -> None:
     except _Deadline:
         result.status = result.status or HostStatus.TIMEOUT
         result.error = f"{stage}: session took longer than {session.timeout * SESSION_BUDGET:g} s"
-    except TimeoutError:
+    except (_Closed, _Hostile, OSError) as exc:
+        status, reason = _failure(exc, session.timeout)
+        # After STARTTLS was accepted, whether TLS works is the TLS scan's to decide.
         if not result.starttls_accepted:
-            result.status = HostStatus.TIMEOUT
-        result.error = f"{stage}: no answer in {session.timeout:g} s"
-    except _Closed as exc:
-        if not result.starttls_accepted:
-            result.status = HostStatus.REFUSED
-        result.error = f"{stage}: {exc}"
-    except _Hostile as exc:
-        if not result.starttls_accepted:
-            result.status = HostStatus.SMTP_ERROR
-        result.error = f"{stage}: {exc}"
-    except OSError as exc:
-        if not result.starttls_accepted:
-            result.status = HostStatus.REFUSED
-        result.error = f"{stage}: {exc}"
+            result.status = status
+        result.error = f"{stage}: {reason}"
+
+
+def _failure(exc: BaseException, timeout: float) -> tuple[HostStatus, str]:
+    """The status and reason of a session that broke: silence is a timeout, a broken protocol
+    an SMTP error, a closed or reset connection (or any other socket error) a refusal."""
+    if isinstance(exc, TimeoutError):
+        return HostStatus.TIMEOUT, f"no answer in {timeout:g} s"
+    if isinstance(exc, _Hostile):
+        return HostStatus.SMTP_ERROR, str(exc)
+    return HostStatus.REFUSED, str(exc)
 
 
 def _ehlo(session: _Session, result: SmtpProbe, ehlo_name: str) -> bool:

@@ -15,8 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from research import schema
-from research.results import SurveyResults
+from research.results import SurveyResults, make_table
 from research.schema import TLS_VERSIONS
 
 Row = dict[str, Any]
@@ -31,16 +30,9 @@ META = {
 
 
 def frame(name: str, rows: Iterable[Row]) -> pd.DataFrame:
-    """A table of the schema ``name`` from row dicts, cast to the schema's dtypes."""
-    out = pd.DataFrame.from_records(list(rows), columns=schema.column_names(name))
-    for col, dtype in schema.dtypes(name).items():
-        if dtype == "object":
-            out[col] = out[col].map(lambda v: list(v) if isinstance(v, list | tuple) else [])
-        elif dtype.startswith("datetime"):
-            out[col] = pd.to_datetime(out[col], utc=True).astype(dtype)
-        else:
-            out[col] = out[col].astype(dtype)
-    return out
+    """A table of the schema ``name`` from row dicts: the scanner's own :func:`make_table`, so
+    the tests build exactly what a survey writes."""
+    return make_table(name, rows)
 
 
 def build(domains: Iterable[Row] = (), mx: Iterable[Row] = (), hosts: Iterable[Row] = (),
