@@ -60,8 +60,8 @@ def _peak_rss_mb() -> float:
 
 
 def child_survey(spec: dict[str, Any]) -> dict[str, Any]:
-    from research.inputs import read_domain_list
-    from research.survey import run_survey
+    from research.scan.inputs import read_domain_list
+    from research.scan.survey import run_survey
 
     domains = read_domain_list(Path(spec["domains"]))
     started = time.perf_counter()
@@ -99,7 +99,7 @@ def _init_labels() -> None:
     global _NA
     import pandas as pd
 
-    from research.schema import TLS_VERSIONS
+    from research.store.schema import TLS_VERSIONS
 
     _NA = pd.NA
     _LABELS.update({v.label: v.column for v in TLS_VERSIONS})

@@ -4,7 +4,7 @@ The public API, re-exported here::
 
     from research import run_survey, load_results, read_domain_list
     results = run_survey(read_domain_list("domains.csv"), "results/x", resolver=["127.0.0.1:5300"])
-    results.hosts  # one row per (MX host, IP); columns in research.schema / data/README.md
+    results.hosts  # one row per (MX host, IP); columns in research.store.schema / data/README.md
 
 Submodules: ``inputs`` → ``dns`` → ``smtp`` → ``tls`` → ``survey`` → ``results`` →
 ``analysis`` → ``plots``/``report``; ``testbed`` beside them; ``cli`` on top.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from research.dns import make_resolver, resolve_addresses, resolve_mx
 from research.errors import (
     InputError,
     InvalidDomainError,
@@ -23,11 +22,12 @@ from research.errors import (
     SurveyError,
     TestbedError,
 )
-from research.inputs import DomainList, from_arguments, normalize_domain, read_domain_list
-from research.results import SurveyResults, load_results, save_results
-from research.schema import TLS_VERSIONS, DnsStatus, HostStatus
-from research.smtp import SmtpProbe, probe_smtp
-from research.survey import run_survey
+from research.scan.inputs import DomainList, from_arguments, normalize_domain, read_domain_list
+from research.scan.resolver import make_resolver, resolve_addresses, resolve_mx
+from research.scan.smtp import SmtpProbe, probe_smtp
+from research.scan.survey import run_survey
+from research.store.results import SurveyResults, load_results, save_results
+from research.store.schema import TLS_VERSIONS, DnsStatus, HostStatus
 
 __all__ = [
     "TLS_VERSIONS",

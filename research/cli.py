@@ -14,11 +14,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from research import config
+from research import settings as config
 from research.errors import SurveyError
 
 if TYPE_CHECKING:
-    from research.results import SurveyResults
+    from research.store.results import SurveyResults
 
 PROG = "starttls-survey"
 
@@ -161,7 +161,7 @@ def _non_negative_seconds(text: str) -> float:
 
 
 def _add_engine_options(p: argparse.ArgumentParser) -> None:
-    from research.engine import DEFAULT_BACKOFF, DEFAULT_RETRIES, Engine
+    from research.scan.engine import DEFAULT_BACKOFF, DEFAULT_RETRIES, Engine
 
     p.add_argument("--engine", choices=[e.value for e in Engine], default=Engine.FULL.value,
                    help="TLS scan: full (versions and accepted suites, the default), versions "
@@ -223,8 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from research.inputs import from_arguments, read_domain_list
-    from research.survey import run_survey
+    from research.scan.inputs import from_arguments, read_domain_list
+    from research.scan.survey import run_survey
 
     if bool(args.domains) == bool(args.domains_file):
         raise SurveyError("give either DOMAIN arguments or --domains FILE")
@@ -317,7 +317,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from research.report import write_report
-    from research.results import load_results
+    from research.store.results import load_results
 
     results = load_results(args.results)
     previous = load_results(args.previous) if args.previous else None
@@ -329,7 +329,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _logs(args: argparse.Namespace) -> int:
     from research.errors import InputError
-    from research.logs import write_sessions
+    from research.traffic.logs import write_sessions
 
     try:
         meta = write_sessions(args.files, args.out, timezone=args.timezone, year=args.year,

@@ -9,7 +9,11 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from research.config import (
+from research.errors import InputError
+from research.policy.mtasts import HTTPS_PORT
+from research.scan.inputs import read_domain_list
+from research.scan.survey import run_survey
+from research.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_EHLO_NAME,
     DOMAIN_LIST,
@@ -17,11 +21,7 @@ from research.config import (
     RAW_LOG_NAME,
     RESULTS_DIR,
 )
-from research.errors import InputError
-from research.inputs import read_domain_list
-from research.mtasts import HTTPS_PORT
-from research.results import SurveyResults, load_results
-from research.survey import run_survey
+from research.store.results import SurveyResults, load_results
 
 DEMO_TIMEOUT = 3.0
 """Loopback servers answer in milliseconds; a short timeout keeps the deliberately dead hosts

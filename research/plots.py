@@ -45,8 +45,8 @@ from research.analysis.core import (
     NOT_SCANNED,
     host_frame,
 )
-from research.results import SurveyResults
-from research.schema import TLS_VERSIONS, HostStatus
+from research.store.results import SurveyResults
+from research.store.schema import TLS_VERSIONS, HostStatus
 
 PALETTE: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9",
                             "#F0E442", "#000000")

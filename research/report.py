@@ -39,8 +39,8 @@ from research.analysis.core import CATEGORIES, MAIL_DNS_STATUSES
 from research.analysis.headline import UNIT_BY_VIEW, UNIT_HOST
 from research.analysis.policy import default_policies
 from research.plots import all_figures, figure_png, save_figure
-from research.results import SurveyResults
-from research.schema import META_KEYS
+from research.store.results import SurveyResults
+from research.store.schema import META_KEYS
 
 REPORT_NAME = "report.html"
 FIGURES_DIR = "figures"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from scanning import TimedScan, cli_scan
 
-from research.results import load_results
+from research.store.results import load_results
 from research.testbed import Testbed
 
 
@@ -68,8 +68,8 @@ def enforcement_survey(enforcement_testbed: Testbed,
                        tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved survey of the ``enforcement`` scenario, DNSSEC validated from the testbed's trust
     anchor; the directory it was written to."""
-    from research.inputs import read_domain_list
-    from research.survey import run_survey
+    from research.scan.inputs import read_domain_list
+    from research.scan.survey import run_survey
 
     tb = enforcement_testbed
     out = tmp_path_factory.mktemp("enforcement-survey")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from research.results import SurveyResults
-from research.schema import TLS_VERSIONS
+from research.store.results import SurveyResults
+from research.store.schema import TLS_VERSIONS
 from research.testbed import Host, Scenario
 
 

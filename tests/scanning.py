@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from research.results import SurveyResults
+from research.store.results import SurveyResults
 from research.testbed import Testbed
 
 TIMEOUT = 1.0

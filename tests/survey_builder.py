@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from research.results import SurveyResults, make_table
-from research.schema import TLS_VERSIONS
+from research.store.results import SurveyResults, make_table
+from research.store.schema import TLS_VERSIONS
 
 Row = dict[str, Any]
 META = {

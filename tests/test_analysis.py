@@ -44,9 +44,9 @@ from research.analysis.core import (
     CAT_TLS12_SOME,
     CAT_UNREACHABLE,
 )
-from research.config import TESTBED_DIR
 from research.errors import SurveyError
-from research.results import SurveyResults
+from research.settings import TESTBED_DIR
+from research.store.results import SurveyResults
 
 
 def cell(table: pd.DataFrame, metric: str, unit: str) -> tuple[int, int]:

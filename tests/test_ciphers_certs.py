@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from research.certs import name_matches, summarise
-from research.ciphers import iana_name_for_openssl, key_exchange, traits
+from research.policy.certs import name_matches, summarise
+from research.policy.ciphers import iana_name_for_openssl, key_exchange, traits
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from research.results import load_results
+from research.store.results import load_results
 from research.testbed import Testbed
 
 

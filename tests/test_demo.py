@@ -10,7 +10,7 @@ import pytest
 from groundtruth import assert_domains_match, assert_hosts_match
 
 from research.analysis import domains_lacking_version, domains_without_starttls
-from research.results import SurveyResults, load_results
+from research.store.results import SurveyResults, load_results
 from research.testbed import load_scenario
 
 

@@ -35,14 +35,20 @@ from research.analysis.enforcement import (
     mta_sts_verdicts,
     readiness_summary,
 )
-from research.config import RAW_LOG_NAME
-from research.dns import make_resolver
-from research.dnssec import AD_METHOD, ANCHOR_METHOD, DnssecResolver, load_anchors, parse_anchors
-from research.mtasts import fetch_policy, tls_context
-from research.rawlog import read_records
-from research.results import SurveyResults, load_results
-from research.schema import DnssecStatus, FetchStatus
-from research.survey import run_survey
+from research.policy.mtasts import fetch_policy, tls_context
+from research.scan.dnssec import (
+    AD_METHOD,
+    ANCHOR_METHOD,
+    DnssecResolver,
+    load_anchors,
+    parse_anchors,
+)
+from research.scan.resolver import make_resolver
+from research.scan.survey import run_survey
+from research.settings import RAW_LOG_NAME
+from research.store.rawlog import read_records
+from research.store.results import SurveyResults, load_results
+from research.store.schema import DnssecStatus, FetchStatus
 from research.testbed import Testbed
 from research.testbed.scenario import Certificate, CertificateKey
 

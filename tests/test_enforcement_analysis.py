@@ -27,7 +27,7 @@ from research.analysis.enforcement import (
     dane_hosts,
 )
 from research.plots import plot_enforcement_readiness, plot_failure_types
-from research.results import SurveyResults
+from research.store.results import SurveyResults
 
 
 def survey() -> SurveyResults:

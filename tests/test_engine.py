@@ -21,11 +21,11 @@ from sslyze.plugins.openssl_cipher_suites._tls12_workaround import (
 from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuitesRepository
 from sslyze.server_connectivity import TlsVersionEnum
 
-from research.engine import Engine, lanes, parse_ssl2_server_hello, ssl2_client_hello
-from research.inputs import from_arguments
-from research.results import SurveyResults
-from research.schema import TLS_VERSIONS, VERSION_COLUMNS
-from research.survey import run_survey
+from research.scan.engine import Engine, lanes, parse_ssl2_server_hello, ssl2_client_hello
+from research.scan.inputs import from_arguments
+from research.scan.survey import run_survey
+from research.store.results import SurveyResults
+from research.store.schema import TLS_VERSIONS, VERSION_COLUMNS
 from research.testbed import DnsMode, Testbed, load_scenario
 
 TIMEOUT = 2.0

@@ -21,11 +21,11 @@ import pytest
 from groundtruth import assert_domains_match, assert_hosts_match
 from scanning import CONCURRENCY, TIMEOUT, TimedScan
 
-from research import dns as mxdns
-from research.config import DNS_RETRIES
-from research.results import SurveyResults
-from research.schema import DnsStatus, HostStatus
-from research.smtp import MAX_LINE, MAX_LINES, SESSION_BUDGET, probe_smtp
+from research.scan import resolver as mxdns
+from research.scan.smtp import MAX_LINE, MAX_LINES, SESSION_BUDGET, probe_smtp
+from research.settings import DNS_RETRIES
+from research.store.results import SurveyResults
+from research.store.schema import DnsStatus, HostStatus
 from research.testbed import Host, Testbed, load_scenario
 
 HOSTILE = load_scenario("hostile")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from research.errors import InputError, InvalidDomainError
-from research.inputs import from_arguments, normalize_domain, read_domain_list
+from research.scan.inputs import from_arguments, normalize_domain, read_domain_list
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_duplicates_are_kept_as_invalid_rows(tmp_path: Path) -> None:
 
 
 def test_shipped_study_list_reads_as_100_valid_domains() -> None:
-    from research.config import DOMAIN_LIST
+    from research.settings import DOMAIN_LIST
 
     got = read_domain_list(DOMAIN_LIST)
     assert len(got.entries) == 100

@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 from scanning import TimedScan, cli_scan
 
-from research.config import RAW_LOG_NAME
-from research.rawlog import Record, read_records
-from research.results import load_results
-from research.schema import TABLES
-from research.smtp import SESSION_BUDGET
+from research.scan.smtp import SESSION_BUDGET
+from research.settings import RAW_LOG_NAME
+from research.store.rawlog import Record, read_records
+from research.store.results import load_results
+from research.store.schema import TABLES
 from research.testbed import Testbed
 
 HANG_GUARD = 120.0

@@ -1,4 +1,4 @@
-"""research.logs against logs written by real MTAs.
+"""research.traffic.logs against logs written by real MTAs.
 
 * Postfix 3.7 (Debian's package) runs here, in a private instance, relaying a workload to the
   ``mta`` testbed (one host per TLS version, one without STARTTLS, one refusing mail after a
@@ -24,13 +24,13 @@ import pytest
 from postfix_harness import FAILED_HANDSHAKE_CLIENT_VERSION, FAILED_HANDSHAKE_DOMAIN, WORKLOAD
 
 from research.cli import main
-from research.config import DATA_DIR
-from research.logs import InputStats, read_sessions, sessions_from, write_sessions
-from research.logs.lines import Clock, frame
-from research.logs.names import cipher_bits, iana_cipher
-from research.schema import SESSIONS, SESSIONS_META_KEYS, TLS_VERSIONS, Verification
-from research.sessions import load_sessions
+from research.settings import DATA_DIR
+from research.store.schema import SESSIONS, SESSIONS_META_KEYS, TLS_VERSIONS, Verification
 from research.testbed import Host, load_scenario
+from research.traffic.logs import InputStats, read_sessions, sessions_from, write_sessions
+from research.traffic.logs.lines import Clock, frame
+from research.traffic.logs.names import cipher_bits, iana_cipher
+from research.traffic.sessions import load_sessions
 
 SAMPLES = DATA_DIR / "samples"
 POSTFIX_SAMPLE = SAMPLES / "postfix-maillog.log"
@@ -380,7 +380,7 @@ def test_write_sessions_leaves_no_temporary_files(tmp_path: Path) -> None:
 
 
 def test_version_labels_cover_the_schema() -> None:
-    from research.sessions import version_label
+    from research.traffic.sessions import version_label
 
     assert [version_label(t) for t in ("SSLv3", "TLSv1", "TLSv1.1", "TLS1.2", "TLSv1.3")] == [
         v.label for v in TLS_VERSIONS[1:]]

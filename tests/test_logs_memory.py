@@ -18,15 +18,15 @@ from pathlib import Path
 
 from test_logs import POSTFIX_SAMPLE
 
-from research.config import PROJECT_DIR
-from research.logs import read_sessions
+from research.settings import PROJECT_DIR
+from research.traffic.logs import read_sessions
 
 _PID = re.compile(r"\[(\d+)\]:")
 _QID = re.compile(r": ([0-9A-F]{9,12}): ")
 
 CHILD = """
 import json, resource, sys
-from research.logs import write_sessions
+from research.traffic.logs import write_sessions
 meta = write_sessions([sys.argv[1]], sys.argv[2])
 peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"peak_kib": peak_kib, "sessions": meta["counts"]["sessions"],

@@ -12,9 +12,9 @@ import pytest
 from scanning import TimedScan, cli_scan
 
 from research.errors import InputError
-from research.optout import read_opt_out
-from research.results import load_results, make_table, smtp_port_blocked
-from research.survey import run_survey
+from research.scan.optout import read_opt_out
+from research.scan.survey import run_survey
+from research.store.results import load_results, make_table, smtp_port_blocked
 from research.testbed import Testbed
 
 # -- outbound port 25 blocked ----------------------------------------------------------------

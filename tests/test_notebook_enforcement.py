@@ -10,7 +10,7 @@ from survey_builder import build, domain, frame, host, mx, sample
 from test_notebooks import execute
 
 from research.analysis.enforcement import describe
-from research.config import PROJECT_DIR
+from research.settings import PROJECT_DIR
 from research.testbed import Testbed
 
 NOTEBOOK = PROJECT_DIR / "notebooks" / "04_enforcement_readiness.ipynb"

@@ -8,9 +8,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from research.config import PROJECT_DIR
-from research.inputs import read_domain_list
-from research.survey import run_survey
+from research.scan.inputs import read_domain_list
+from research.scan.survey import run_survey
+from research.settings import PROJECT_DIR
 from research.testbed import Testbed
 
 NOTEBOOKS = sorted((PROJECT_DIR / "notebooks").glob("*.ipynb"))

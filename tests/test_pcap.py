@@ -1,4 +1,4 @@
-"""research.pcap against captures tcpdump recorded of a real Postfix's sessions.
+"""research.traffic.pcap against captures tcpdump recorded of a real Postfix's sessions.
 
 The live capture is taken by the ``postfix_run`` fixture (tcpdump on ``lo`` while Postfix
 serves and delivers the workload); the shipped ``data/samples/postfix-sessions.pcap`` (and its
@@ -19,8 +19,8 @@ from conftest import require_tool
 from test_logs import REFUSED_DOMAIN, expected_inbound_versions, expected_outbound, relay_host
 
 from research.cli import main
-from research.config import DATA_DIR
-from research.logs import InputStats, detect_kind, read_sessions, sessions_from
+from research.settings import DATA_DIR
+from research.traffic.logs import InputStats, detect_kind, read_sessions, sessions_from
 
 PCAP = DATA_DIR / "samples" / "postfix-sessions.pcap"
 PCAPNG_GZ = DATA_DIR / "samples" / "postfix-sessions.pcapng.gz"

@@ -1,5 +1,5 @@
-"""Certificate verdicts (research.pki) and DANE matching (research.dane) on hand-built chains
-whose right answer follows from how they were built."""
+"""Certificate verdicts (research.policy.pki) and DANE matching (research.policy.dane) on hand-built
+chains whose right answer follows from how they were built."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from certfactory import DAY, NOW, make_ca, make_leaf
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from research.dane import (
+from research.errors import InputError
+from research.policy.dane import (
     TlsaRecord,
     association_data,
     match_chain,
     parse_tlsa,
     record_matches,
 )
-from research.errors import InputError
-from research.pki import (
+from research.policy.pki import (
     CertTrust,
     assess_chain,
     certificate_rows,
@@ -29,7 +29,7 @@ from research.pki import (
     signature_algorithm,
     spki_der,
 )
-from research.schema import TlsResult
+from research.store.schema import TlsResult
 
 ROOT = make_ca("Test Root")
 OTHER = make_ca("Other Root")
@@ -41,7 +41,7 @@ def verdict(chain: list, host: str = HOST):  # type: ignore[no-untyped-def, type
     return assess_chain(chain, host, TRUST, now=NOW)
 
 
-# -- research.pki ---------------------------------------------------------------------------
+# -- research.policy.pki ---------------------------------------------------------------------------
 
 def test_valid_leaf_is_ok() -> None:
     got = verdict([make_leaf([HOST], ROOT)])
@@ -155,7 +155,7 @@ def test_load_trust(tmp_path: Path) -> None:
         load_trust(tmp_path / "missing.pem")
 
 
-# -- research.dane --------------------------------------------------------------------------
+# -- research.policy.dane --------------------------------------------------------------------------
 
 def spki_sha256(cert) -> bytes:  # type: ignore[no-untyped-def]
     return hashlib.sha256(spki_der(cert)).digest()

@@ -28,7 +28,7 @@ from research.plots import (
     plot_version_support,
     save_figure,
 )
-from research.results import SurveyResults
+from research.store.results import SurveyResults
 
 
 def caption(fig: Figure) -> str:

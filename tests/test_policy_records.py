@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from research.mtasts import mx_matches, not_covered, parse_policy, parse_sts_record
-from research.schema import RecordStatus
-from research.tlsrpt import parse_tlsrpt
+from research.policy.mtasts import mx_matches, not_covered, parse_policy, parse_sts_record
+from research.policy.tlsrpt import parse_tlsrpt
+from research.store.schema import RecordStatus
 
 # -- the _mta-sts TXT record ------------------------------------------------------------------
 

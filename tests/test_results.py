@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from research.config import PROJECT_DIR
 from research.errors import ResultsError
-from research.rawlog import RawLogWriter, read_records, repair
-from research.results import build_tables, load_results, save_results
-from research.schema import META_KEYS, TABLES, dtypes
+from research.settings import PROJECT_DIR
+from research.store.rawlog import RawLogWriter, read_records, repair
+from research.store.results import build_tables, load_results, save_results
+from research.store.schema import META_KEYS, TABLES, dtypes
 
 RECORDS = [
     {"kind": "start", "started_at": "2026-01-01T00:00:00+00:00", "resolver": ["127.0.0.1:53"],

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from research.errors import ResultsError
-from research.results import build_tables, load_results, save_results
-from research.schema import LATER_COLUMNS, LATER_TABLES, TABLES, dtypes
+from research.store.results import build_tables, load_results, save_results
+from research.store.schema import LATER_COLUMNS, LATER_TABLES, TABLES, dtypes
 
 RECORDS = [
     {"kind": "start", "started_at": "2026-01-01T00:00:00+00:00", "options": {"port": 25}},

@@ -18,11 +18,11 @@ import pytest
 from groundtruth import assert_domains_match, assert_hosts_match
 
 from research.cli import main as cli_main
-from research.config import RAW_LOG_NAME
-from research.rawlog import RawLogWriter, read_records
-from research.results import SurveyResults, build_tables, load_results
-from research.survey import run_survey
-from research.tables import write_tables
+from research.scan.survey import run_survey
+from research.settings import RAW_LOG_NAME
+from research.store.rawlog import RawLogWriter, read_records
+from research.store.results import SurveyResults, build_tables, load_results
+from research.store.tables import write_tables
 from research.testbed import Testbed, load_scenario
 from research.testbed.generate import address, generate, generated
 

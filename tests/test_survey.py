@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 from groundtruth import assert_domains_match, assert_hosts_match
 
-from research import dns as mxdns
-from research.config import RAW_LOG_NAME
-from research.inputs import read_domain_list
-from research.rawlog import read_records
-from research.results import SurveyResults, load_results
-from research.schema import TLS_VERSIONS, VERSION_COLUMNS, DnsStatus, HostStatus
-from research.smtp import probe_smtp
-from research.survey import run_survey
+from research.scan import resolver as mxdns
+from research.scan.inputs import read_domain_list
+from research.scan.smtp import probe_smtp
+from research.scan.survey import run_survey
+from research.settings import RAW_LOG_NAME
+from research.store.rawlog import read_records
+from research.store.results import SurveyResults, load_results
+from research.store.schema import TLS_VERSIONS, VERSION_COLUMNS, DnsStatus, HostStatus
 from research.testbed import Testbed
 
 TIMEOUT = 2.0

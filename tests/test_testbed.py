@@ -30,9 +30,9 @@ import dns.resolver
 import pytest
 from cryptography import x509
 
-from research import config
+from research import settings as config
 from research.errors import ScenarioError
-from research.schema import HostStatus
+from research.store.schema import HostStatus
 from research.testbed import (
     DEFAULT_SMTP_PORT,
     Testbed,

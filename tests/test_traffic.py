@@ -1,4 +1,4 @@
-"""The analysis of observed sessions (research.analysis.traffic), its charts and notebook helper,
+"""The analysis of observed sessions (research.traffic.analysis), its charts and notebook helper,
 on sessions parsed from the real samples; expectations from the ``mta`` scenario."""
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from test_logs import (
 )
 
 from research.analysis.core import AnalysisError, version_rank
-from research.analysis.traffic import (
+from research.errors import InputError
+from research.plots import CAPTION_GID
+from research.traffic.analysis import (
     CLEAR_TEXT,
     cipher_distribution,
     observed_results,
@@ -28,10 +30,8 @@ from research.analysis.traffic import (
     with_peer,
     without_duplicate_captures,
 )
-from research.errors import InputError
-from research.logs import read_sessions, sample_files, sessions_for_notebook
-from research.plots import CAPTION_GID
-from research.traffic_plots import plot_traffic_policy, plot_traffic_versions
+from research.traffic.logs import read_sessions, sample_files, sessions_for_notebook
+from research.traffic.plots import plot_traffic_policy, plot_traffic_versions
 
 LOGS = [POSTFIX_SAMPLE, EXIM_SAMPLE, SENDMAIL_SAMPLE]
 
@@ -168,7 +168,7 @@ def test_notebook_reads_the_logs_it_is_given(tmp_path: Path) -> None:
     the peers a TLS 1.2 minimum would lose."""
     from test_notebooks import execute
 
-    from research.config import PROJECT_DIR
+    from research.settings import PROJECT_DIR
 
     nb = execute(PROJECT_DIR / "notebooks" / "05_your_mail_server.ipynb", tmp_path,
                  target="live", results_dir=str(tmp_path / "mine"),

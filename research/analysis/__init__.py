@@ -1,4 +1,4 @@
-"""Analysis of a survey's tables: pure functions of :class:`~research.results.SurveyResults`.
+"""Analysis of a survey's tables: pure functions of :class:`~research.store.results.SurveyResults`.
 
 No I/O. Every output names its unit of analysis (MX host, domain and which view of its MX set);
 :mod:`research.analysis.core` explains how IPs are combined into hosts and hosts into domains.
@@ -7,7 +7,8 @@ No I/O. Every output names its unit of analysis (MX host, domain and which view 
 * :mod:`~research.analysis.headline` — the headline table and the 2019 diary's summary.
 * :mod:`~research.analysis.policy` — what a sender's TLS policy would cost.
 * :mod:`~research.analysis.enforcement` — MTA-STS, DANE and WebPKI: could a sender enforce TLS?
-* :mod:`~research.analysis.ciphers` — cipher suites (name facts live in :mod:`research.ciphers`).
+* :mod:`~research.analysis.ciphers` — cipher suites (name facts live in
+  :mod:`research.policy.ciphers`).
 * :mod:`~research.analysis.compare` — what changed between two surveys.
 * :mod:`~research.analysis.summary` — a plain-text summary for the terminal.
 """
@@ -69,7 +70,7 @@ from research.analysis.policy import (
     rank_weights,
 )
 from research.analysis.summary import format_summary
-from research.ciphers import WEAKNESSES, classify_cipher, is_weak_cipher
+from research.policy.ciphers import WEAKNESSES, classify_cipher, is_weak_cipher
 
 __all__ = [
     "BASELINE_LABEL",

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pandas as pd
 
 from research.analysis.core import flag, table, version_rank
-from research.ciphers import classify_cipher
-from research.results import SurveyResults
-from research.schema import TLS_VERSIONS
+from research.policy.ciphers import classify_cipher
+from research.store.results import SurveyResults
+from research.store.schema import TLS_VERSIONS
 
 SUITE_CLASSES: tuple[str, ...] = ("FS + AEAD", "FS, no AEAD", "no FS, AEAD", "no FS, no AEAD",
                                   "weak")
@@ -47,7 +47,7 @@ def host_ciphers(results: SurveyResults) -> pd.DataFrame:
 
     Columns: ``mx_host``, ``tls_version``, ``cipher``, ``key_exchange``, ``forward_secrecy``,
     ``aead``, ``anonymous``, ``key_bits`` (as in ``ciphers``), ``weaknesses`` (comma-joined
-    tags of :func:`~research.ciphers.classify_cipher`, empty if none), ``weak``, ``class``
+    tags of :func:`~research.policy.ciphers.classify_cipher`, empty if none), ``weak``, ``class``
     (:func:`suite_class`). Sorted by host, newest version first, suite name.
     """
     ciphers = table(results, "ciphers").drop_duplicates(["mx_host", "ip", "tls_version", "cipher"])

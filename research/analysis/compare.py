@@ -10,8 +10,8 @@ import pandas as pd
 
 from research.analysis.core import domain_frame, host_frame, scan_date
 from research.analysis.headline import headline
-from research.results import SurveyResults
-from research.schema import TLS_VERSIONS, VERSION_COLUMNS
+from research.store.results import SurveyResults
+from research.store.schema import TLS_VERSIONS, VERSION_COLUMNS
 
 
 @dataclass

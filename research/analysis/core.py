@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from research import schema
-from research.ciphers import is_weak_cipher
 from research.errors import SurveyError
-from research.results import SurveyResults
-from research.schema import TLS_VERSIONS, VERSION_BY_LABEL, VERSION_COLUMNS, HostStatus
+from research.policy.ciphers import is_weak_cipher
+from research.store import schema
+from research.store.results import SurveyResults
+from research.store.schema import TLS_VERSIONS, VERSION_BY_LABEL, VERSION_COLUMNS, HostStatus
 
 
 class AnalysisError(SurveyError, ValueError):

@@ -19,7 +19,7 @@ Pure functions of the survey's tables (``hosts``, ``certificates``, ``mx``, ``mt
   when its signatures fail: a validating sender cannot even find the MX hosts). Per MX host:
   no TLSA records, or unsigned ones → opportunistic TLS, as without DANE; bogus TLSA → refused
   (``dnssec-invalid``); secure TLSA with usable records (DANE-TA/EE) → every answering IP must
-  offer STARTTLS and present a chain the records match (:func:`research.dane.match_chain`,
+  offer STARTTLS and present a chain the records match (:func:`research.policy.dane.match_chain`,
   dates taken at the host's scan time), else refused (``starttls-not-supported``,
   ``tlsa-invalid``); secure TLSA without usable records → TLS required, not authenticated.
 
@@ -45,10 +45,10 @@ from typing import Any
 import pandas as pd
 
 from research.analysis.core import MAIL_DNS_STATUSES, UNREACHED_STATUSES, mx_rows, table
-from research.dane import match_chain, parse_tlsa
-from research.pki import chain_from_rows
-from research.results import SurveyResults
-from research.schema import DnssecStatus, HostStatus, TlsaStatus, TlsResult
+from research.policy.dane import match_chain, parse_tlsa
+from research.policy.pki import chain_from_rows
+from research.store.results import SurveyResults
+from research.store.schema import DnssecStatus, HostStatus, TlsaStatus, TlsResult
 
 UNIT_HOST = "MX host"
 UNIT_MAIL_DOMAIN = "domain with MX hosts"
@@ -186,7 +186,7 @@ def certificate_names(results: SurveyResults) -> pd.DataFrame:
     host's IPs presented covers the name (RFC 6125 rules); null when no leaf was seen.
     Senders check the MX host name (RFC 7672, RFC 8461); a certificate for the domain is what a
     sender without the MX name's authentication (DNSSEC or MTA-STS) would need."""
-    from research.certs import name_matches
+    from research.policy.certs import name_matches
 
     mx = mx_rows(results)
     certs = table(results, "certificates")

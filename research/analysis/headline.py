@@ -20,8 +20,8 @@ from research.analysis.core import (
     host_frame,
     version_label,
 )
-from research.results import SurveyResults
-from research.schema import TLS_VERSIONS
+from research.store.results import SurveyResults
+from research.store.schema import TLS_VERSIONS
 
 UNIT_HOST = "MX host"
 UNIT_DOMAIN = "domain"

@@ -41,8 +41,8 @@ from research.analysis.core import (
     version_label,
     version_rank,
 )
-from research.results import SurveyResults
-from research.schema import HostStatus
+from research.store.results import SurveyResults
+from research.store.schema import HostStatus
 
 POLICY_VERSIONS: tuple[str, ...] = ("TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
 """Allowed values of :attr:`Policy.min_version` (besides None)."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from research import config
+from research import settings as config
 from research.errors import TestbedError
 from research.testbed.ca import write_certificates
 from research.testbed.dnssec_zone import anchor_path

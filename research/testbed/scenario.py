@@ -133,10 +133,10 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from research import config
-from research.certs import name_matches
+from research import settings as config
 from research.errors import ScenarioError
-from research.schema import DnsStatus, FetchStatus, HostStatus, RecordStatus, TlsResult
+from research.policy.certs import name_matches
+from research.store.schema import DnsStatus, FetchStatus, HostStatus, RecordStatus, TlsResult
 
 TLD = "test"
 DNS_RESERVED_ADDRESS = "127.0.0.1"
@@ -295,7 +295,7 @@ class Host:
     """The full greeting line of a ``greeting_error`` host."""
     expect_status: HostStatus
     expect_versions: tuple[str, ...]
-    """Version labels (``research.schema`` style, e.g. ``"TLS 1.2"``) the scan must find."""
+    """Version labels (``research.store.schema`` style, e.g. ``"TLS 1.2"``) the scan must find."""
     rtt_ms: float | None = None
     """This host's own round-trip delay in milliseconds; None: the scenario's."""
     throttle: Throttle | None = None
@@ -499,7 +499,7 @@ class Scenario:
 
 
 def list_scenarios() -> list[str]:
-    """Names of the scenarios shipped in :data:`research.config.TESTBED_DIR`, sorted."""
+    """Names of the scenarios shipped in :data:`research.settings.TESTBED_DIR`, sorted."""
     return sorted(p.stem for p in config.TESTBED_DIR.glob("*.toml"))
 
 
@@ -930,7 +930,8 @@ _CERT_RESULTS: dict[Certificate, TlsResult] = {
 
 
 def _implied_webpki(host: Host) -> str | None:
-    """The ``webpki_result`` a host's settings give (see :mod:`research.pki` for the order)."""
+    """The ``webpki_result`` a host's settings give (see :mod:`research.policy.pki` for the
+    order)."""
     status = host.expect_status
     if status in (HostStatus.NO_STARTTLS, HostStatus.STARTTLS_REJECTED):
         return TlsResult.STARTTLS_NOT_SUPPORTED.value

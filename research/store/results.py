@@ -1,0 +1,314 @@
+"""The result tables: build them from the raw log, cast them to the schema, save and load them.
+
+``domains.parquet``, ``mx.parquet``, ``hosts.parquet``, ``ciphers.parquet``, the enforcement
+tables (``certificates``, ``mta_sts``, ``tlsrpt``, ``dane``) and ``meta.json`` are derived from
+``raw.jsonl`` and can always be rebuilt from it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import re
+import ssl
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from research.errors import ResultsError
+from research.settings import META_NAME, RAW_LOG_NAME
+from research.store.rawlog import Record, read_records
+from research.store.schema import (
+    LATER_COLUMNS,
+    LATER_TABLES,
+    TABLES,
+    HostStatus,
+    column_names,
+    dtypes,
+)
+
+BLOCKED_MIN_HOSTS = 2
+"""Hosts with an address needed before ``smtp_port_blocked`` gives a verdict: one dead host is
+just a dead host."""
+
+
+@dataclass
+class SurveyResults:
+    """One survey's tables (columns documented in :mod:`research.store.schema`) and its ``meta``
+    dict."""
+
+    domains: pd.DataFrame
+    mx: pd.DataFrame
+    hosts: pd.DataFrame
+    ciphers: pd.DataFrame
+    meta: dict[str, Any] = field(default_factory=dict)
+    # The enforcement tables came later: surveys (and callers) without them get empty ones.
+    certificates: pd.DataFrame = field(default_factory=lambda: make_table("certificates", []))
+    mta_sts: pd.DataFrame = field(default_factory=lambda: make_table("mta_sts", []))
+    tlsrpt: pd.DataFrame = field(default_factory=lambda: make_table("tlsrpt", []))
+    dane: pd.DataFrame = field(default_factory=lambda: make_table("dane", []))
+
+    def table(self, name: str) -> pd.DataFrame:
+        frame: pd.DataFrame = getattr(self, name)
+        return frame
+
+
+def make_table(name: str, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """A DataFrame with exactly the schema's columns for ``name``, in order, cast to its dtypes.
+
+    Missing keys become nulls; extra keys are dropped.
+    """
+    frame = pd.DataFrame.from_records(list(rows), columns=column_names(name))
+    return _cast(name, frame)
+
+
+def _cast(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    for column, dtype in dtypes(name).items():
+        values = frame[column]
+        if dtype == "object":
+            # Lists arrive as lists (raw log) or numpy arrays (Parquet); the contract is lists.
+            frame[column] = values.map(lambda v: [] if _missing(v) else list(v))
+        elif dtype.startswith("datetime"):
+            parsed = pd.to_datetime(values, utc=True, format="ISO8601")
+            frame[column] = parsed.astype(pd.api.types.pandas_dtype(dtype))
+        else:
+            frame[column] = values.astype(pd.api.types.pandas_dtype(dtype))
+    return frame
+
+
+def _missing(value: Any) -> bool:
+    # A key absent from some raw records arrives as NaN once pandas aligns the rows.
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+def build_tables(records: Iterable[Record]) -> SurveyResults:
+    """Every table and ``meta`` from raw-log records (later records win on repeats)."""
+    domains: dict[tuple[int, str], Record] = {}
+    hosts: dict[tuple[str, str | None], Record] = {}
+    policies: dict[str, Record] = {}
+    tlsa: dict[str, Record] = {}
+    starts: list[Record] = []
+    finished_at = None
+    for record in records:
+        kind = record.get("kind")
+        if kind == "domain":
+            domains[(record["rank"], record["input"])] = record
+        elif kind == "host":
+            hosts[(record["mx_host"], record.get("ip"))] = record
+        elif kind == "policy":
+            policies[record["domain"]] = record
+        elif kind == "tlsa":
+            tlsa[record["mx_host"]] = record
+        elif kind == "start":
+            starts.append(record)
+        elif kind == "finish":
+            finished_at = record["finished_at"]
+
+    domain_rows = sorted(domains.values(), key=lambda r: (r["rank"], r["input"]))
+    for row in domain_rows:
+        row["mx_count"] = len(row.get("mx") or [])
+    mx_rows = [
+        {"domain": r["domain"], "preference": pref, "mx_host": host}
+        for r in domain_rows
+        for pref, host in r.get("mx") or []
+    ]
+    host_rows = sorted(hosts.values(), key=lambda r: (r["mx_host"], r.get("ip") or ""))
+    cipher_rows = [
+        {"mx_host": h["mx_host"], "ip": h["ip"], **c}
+        for h in host_rows
+        for c in h.get("ciphers") or []
+    ]
+    certificate_rows = [
+        {"mx_host": h["mx_host"], "ip": h["ip"], **c}
+        for h in host_rows
+        for c in h.get("certificates") or []
+    ]
+    policy_rows = [policies[r["domain"]] for r in domain_rows if r["domain"] in policies]
+    results = SurveyResults(
+        domains=make_table("domains", domain_rows),
+        mx=make_table("mx", mx_rows),
+        hosts=make_table("hosts", host_rows),
+        ciphers=make_table("ciphers", cipher_rows),
+        certificates=make_table("certificates", certificate_rows),
+        mta_sts=make_table("mta_sts", [{"domain": p["domain"], **(p.get("mta_sts") or {})}
+                                       for p in policy_rows]),
+        tlsrpt=make_table("tlsrpt", [{"domain": p["domain"], **(p.get("tlsrpt") or {})}
+                                     for p in policy_rows]),
+        dane=make_table("dane", _dane_rows(mx_rows, policies, tlsa)),
+    )
+    results.meta = _meta(starts, finished_at, results)
+    return results
+
+
+def _dane_rows(mx_rows: list[Record], policies: dict[str, Record],
+               tlsa: dict[str, Record]) -> list[Record]:
+    """One row per (domain, MX host) of the domains whose policy lookups ran: the domain's MX
+    RRset DNSSEC state beside the host's TLSA lookup (null if that never finished)."""
+    rows = []
+    for mx in mx_rows:
+        policy = policies.get(mx["domain"])
+        if policy is None:
+            continue
+        dnssec = policy.get("mx_dnssec") or {}
+        found = tlsa.get(mx["mx_host"]) or {}
+        rows.append({
+            **{k: v for k, v in found.items() if k != "kind"},
+            "domain": mx["domain"], "mx_host": mx["mx_host"],
+            "mx_dnssec": dnssec.get("status"),
+            "dnssec_method": found.get("dnssec_method") or dnssec.get("method"),
+            "dnssec_error": "; ".join(e for e in (dnssec.get("error"), found.get("dnssec_error"))
+                                      if e) or None,
+        })
+    return rows
+
+
+def _meta(starts: list[Record], finished_at: str | None, results: SurveyResults) -> dict[str, Any]:
+    return make_meta(starts, finished_at, {
+        **{name: len(results.table(name)) for name in TABLES},
+        "host_status": dict(Counter(results.hosts["status"].dropna())),
+        "dns_status": dict(Counter(results.domains["dns_status"].dropna())),
+    }, smtp_port_blocked(results.hosts))
+
+
+def make_meta(starts: list[Record], finished_at: str | None, counts: dict[str, Any],
+              port_blocked: bool | None) -> dict[str, Any]:
+    """``meta`` from the raw log's start records, its finish time, the tables' ``counts`` (rows
+    per table, ``host_status`` and ``dns_status`` tallies) and :func:`smtp_port_blocked`."""
+    first = starts[0] if starts else {}
+    last = starts[-1] if starts else {}
+    options = dict(last.get("options") or {})
+    return {
+        "started_at": first.get("started_at"),
+        "finished_at": finished_at,
+        "runs": len(starts),
+        "tool": {"name": "starttls-survey", "version": _version("starttls-survey")},
+        "versions": library_versions(),
+        "resolver": last.get("resolver"),
+        "port": options.get("port"),
+        "ehlo_name": options.get("ehlo_name"),
+        "domain_list": last.get("domain_list"),
+        "domain_list_sha256": last.get("domain_list_sha256"),
+        "options": options,
+        "counts": counts,
+        "smtp_port_blocked": port_blocked,
+    }
+
+
+def smtp_port_blocked(hosts: pd.DataFrame) -> bool | None:
+    """Whether the hosts look like a network that blocks outbound SMTP (see ``meta``).
+
+    DNS worked (the hosts have addresses), yet every one of them timed out or refused: a world
+    without mail servers is less likely than a firewall between the scanner and all of them.
+    """
+    unreachable = {HostStatus.TIMEOUT.value, HostStatus.REFUSED.value}
+    tried = hosts[hosts["ip"].notna() & (hosts["status"] != HostStatus.OPTED_OUT.value)]
+    if len(tried) < BLOCKED_MIN_HOSTS:
+        return None
+    return bool(tried["status"].isin(unreachable).all())
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def library_versions() -> dict[str, Any]:
+    """Python, the libraries that shape results, and the OpenSSL builds nassl (sslyze) uses."""
+    versions: dict[str, Any] = {"python": platform.python_version()}
+    for dist in ("sslyze", "nassl", "dnspython", "pandas", "pyarrow", "cryptography"):
+        versions[dist] = _version(dist)
+    versions["openssl_nassl"] = _nassl_openssl("_nassl")
+    versions["openssl_nassl_legacy"] = _nassl_openssl("_nassl_legacy")
+    versions["openssl_python_ssl"] = ssl.OPENSSL_VERSION
+    return versions
+
+
+@cache
+def _nassl_openssl(module: str) -> str | None:
+    """The OpenSSL version string built into one of nassl's extension modules.
+
+    nassl exposes no version call, so read the version banner OpenSSL embeds in its binary.
+    """
+    spec = importlib.util.find_spec(f"nassl.{module}")
+    if spec is None or spec.origin is None:
+        return None
+    banner = rb"OpenSSL \d+\.\d+\.\d+[a-z]*\s+\d+ \w+ \d{4}"
+    match = re.search(banner, Path(spec.origin).read_bytes())
+    return match.group().decode() if match else None
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    # Readers never see a half-written table: write beside it, then rename over it.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb") as written:
+            # On disk before the rename, so a crash leaves the old table or the new, never junk.
+            os.fsync(written.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_results(results: SurveyResults, out_dir: str | Path) -> Path:
+    """Write every table as Parquet and ``meta.json`` into ``out_dir``, each atomically."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in TABLES:
+        frame = results.table(name)
+        _atomic_write(out / f"{name}.parquet", lambda p, f=frame: f.to_parquet(p, index=False))
+    text = json.dumps(results.meta, indent=2, default=str) + "\n"
+    _atomic_write(out / META_NAME, lambda p: p.write_text(text, encoding="utf-8"))
+    return out
+
+
+def load_results(path: str | Path) -> SurveyResults:
+    """Load a survey from its output directory.
+
+    Reads the Parquet tables and ``meta.json``; when they are missing but the raw log is there
+    (the scan was interrupted), rebuilds the tables from the raw log instead. A directory
+    written before a table or column was added (:data:`research.store.schema.LATER_TABLES`,
+    :data:`research.store.schema.LATER_COLUMNS`) loads with that table empty, that column null.
+
+    Raises:
+        ResultsError: ``path`` is not a survey output directory, or a table cannot be read.
+    """
+    out = Path(path)
+    if not out.is_dir():
+        raise ResultsError(f"{out}: not a directory of survey results")
+    files = [out / f"{name}.parquet" for name in TABLES if name not in LATER_TABLES]
+    if all(f.exists() for f in files) and (out / META_NAME).exists():
+        frames = {name: _read_table(name, out / f"{name}.parquet") for name in TABLES
+                  if (out / f"{name}.parquet").exists() or name not in LATER_TABLES}
+        meta = json.loads((out / META_NAME).read_text(encoding="utf-8"))
+        return SurveyResults(**frames, meta=meta)
+    if (out / RAW_LOG_NAME).exists():
+        return build_tables(read_records(out / RAW_LOG_NAME))
+    raise ResultsError(f"{out}: no survey tables or {RAW_LOG_NAME} here")
+
+
+def _read_table(name: str, path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{path}: cannot read table ({exc})") from None
+    missing = set(column_names(name)) - set(frame.columns)
+    for column in missing & LATER_COLUMNS.get(name, frozenset()):
+        frame[column] = None
+    missing -= LATER_COLUMNS.get(name, frozenset())
+    if missing:
+        raise ResultsError(f"{path}: missing columns {sorted(missing)}")
+    return _cast(name, frame[column_names(name)])

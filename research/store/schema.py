@@ -1,0 +1,517 @@
+"""The result tables' contract: every status, every table and every column, in one place.
+
+The CLI, the notebooks and users all read the same tables (``domains``, ``mx``, ``hosts``,
+``ciphers``, and for certificates and enforcement ``certificates``, ``mta_sts``, ``tlsrpt``,
+``dane``) plus a ``meta`` dict. This module is the single source of truth for their columns,
+their pandas dtypes and what each means; ``data/README.md`` documents the same columns and a test
+keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class DnsStatus(StrEnum):
+    """What DNS said about a domain's mail servers."""
+
+    MX = "mx"
+    """The domain has one or more MX records."""
+    IMPLICIT_MX = "implicit_mx"
+    """No MX, but the domain has A/AAAA records: RFC 5321 §5.1 says mail goes there."""
+    NULL_MX = "null_mx"
+    """The domain publishes RFC 7505 null MX (``MX 0 .``): it accepts no mail."""
+    NO_MAIL = "no_mail"
+    """The domain exists but has neither MX nor address records."""
+    NXDOMAIN = "nxdomain"
+    """The domain does not exist."""
+    DNS_ERROR = "dns_error"
+    """SERVFAIL, REFUSED or no answer after retries; the reason is in ``error``."""
+    INVALID = "invalid"
+    """The input is not a valid domain name; nothing was looked up."""
+    OPTED_OUT = "opted_out"
+    """The domain is on the survey's opt-out list; nothing was looked up or contacted."""
+
+
+class HostStatus(StrEnum):
+    """The outcome of probing one (MX host, IP address) target."""
+
+    STARTTLS = "starttls"
+    """STARTTLS offered and at least one TLS handshake succeeded."""
+    NO_STARTTLS = "no_starttls"
+    """SMTP fine, but STARTTLS not advertised in the EHLO reply."""
+    STARTTLS_REJECTED = "starttls_rejected"
+    """STARTTLS advertised, but the command was refused (e.g. 454)."""
+    TLS_FAILED = "tls_failed"
+    """STARTTLS accepted (220), but no TLS handshake succeeded."""
+    SMTP_ERROR = "smtp_error"
+    """A 4xx/5xx greeting or reply, or the server does not speak SMTP."""
+    TIMEOUT = "timeout"
+    """No connection or no answer within the timeout."""
+    REFUSED = "refused"
+    """TCP connection refused or reset."""
+    UNRESOLVED = "unresolved"
+    """The MX host name has no address (or is an IP literal), so there was nothing to connect
+    to."""
+    OPTED_OUT = "opted_out"
+    """The MX host name or its address is on the survey's opt-out list; never contacted."""
+
+
+class TlsResult(StrEnum):
+    """How a TLS session to a mail server would end for a sender that authenticates it.
+
+    Except ``ok``, the values are RFC 8460 (SMTP TLS Reporting) §4.3 result types, so results
+    read like a TLS-RPT report.
+    """
+
+    OK = "ok"
+    """Not an RFC 8460 type: the session would succeed."""
+    STARTTLS_NOT_SUPPORTED = "starttls-not-supported"
+    CERTIFICATE_HOST_MISMATCH = "certificate-host-mismatch"
+    CERTIFICATE_EXPIRED = "certificate-expired"
+    """Expired or not yet valid (RFC 8460 uses the one type for both)."""
+    CERTIFICATE_NOT_TRUSTED = "certificate-not-trusted"
+    VALIDATION_FAILURE = "validation-failure"
+    """Any other failure: a TLS handshake that fails, a chain that breaks WebPKI rules."""
+    TLSA_INVALID = "tlsa-invalid"
+    DNSSEC_INVALID = "dnssec-invalid"
+    DANE_REQUIRED = "dane-required"
+    STS_POLICY_FETCH_ERROR = "sts-policy-fetch-error"
+    STS_POLICY_INVALID = "sts-policy-invalid"
+    STS_WEBPKI_INVALID = "sts-webpki-invalid"
+
+
+class RecordStatus(StrEnum):
+    """What DNS said about a policy TXT record (``_mta-sts`` or ``_smtp._tls``)."""
+
+    NONE = "none"
+    """No record of this kind (no TXT record starting with the version tag)."""
+    VALID = "valid"
+    INVALID = "invalid"
+    """Exactly one record of this kind, but it breaks the syntax; ``*_error`` says how."""
+    MULTIPLE = "multiple"
+    """More than one record of this kind: the RFCs say to use none of them."""
+    DNS_ERROR = "dns_error"
+    """SERVFAIL or no answer after retries."""
+
+
+class FetchStatus(StrEnum):
+    """How fetching an MTA-STS policy over HTTPS went (RFC 8461 §3.3)."""
+
+    OK = "ok"
+    """HTTP 200 with a ``text/plain`` body over HTTPS with a valid certificate."""
+    NOT_FETCHED = "not_fetched"
+    """No valid ``_mta-sts`` TXT record, so a sender would not fetch the policy."""
+    NO_ADDRESS = "no_address"
+    """The policy host name has no address."""
+    CONNECT_FAILED = "connect_failed"
+    TIMEOUT = "timeout"
+    TLS_FAILED = "tls_failed"
+    """The TLS handshake failed for a reason other than the certificate."""
+    CERTIFICATE_INVALID = "certificate_invalid"
+    """The certificate is not valid for the policy host (untrusted, expired, wrong name)."""
+    REDIRECT = "redirect"
+    """A 3xx answer: RFC 8461 forbids following redirects."""
+    HTTP_ERROR = "http_error"
+    """Any other status than 200."""
+    CONTENT_TYPE = "content_type"
+    """200, but the media type is not ``text/plain``."""
+    TOO_LARGE = "too_large"
+    """The body exceeds the 64 KiB a sender needs to accept."""
+    PROTOCOL_ERROR = "protocol_error"
+    """The server does not speak HTTP/1.x."""
+
+
+class DnssecStatus(StrEnum):
+    """DNSSEC state of an answer (RFC 4035 §4.3 terms), however it was established."""
+
+    SECURE = "secure"
+    INSECURE = "insecure"
+    """Not signed (or not under a trust anchor); with the AD-bit method: AD not set."""
+    BOGUS = "bogus"
+    """Signed, but the signatures or the chain to the trust anchor do not validate."""
+
+
+class TlsaStatus(StrEnum):
+    """What DNS said about an MX host's ``_25._tcp`` TLSA records."""
+
+    FOUND = "found"
+    NONE = "none"
+    """NXDOMAIN or no TLSA records (denial of existence is not validated)."""
+    DNS_ERROR = "dns_error"
+
+
+@dataclass(frozen=True)
+class TlsVersion:
+    """A protocol version as it appears across the tables."""
+
+    column: str
+    """Boolean column in ``hosts``: accepted by the host?"""
+    label: str
+    """Human label, and the value of ``ciphers.tls_version``/``hosts.negotiated_version``."""
+    rank: int
+    """Order, oldest first; compare versions by this."""
+
+
+TLS_VERSIONS: tuple[TlsVersion, ...] = (
+    TlsVersion("ssl_2_0", "SSL 2.0", 0),
+    TlsVersion("ssl_3_0", "SSL 3.0", 1),
+    TlsVersion("tls_1_0", "TLS 1.0", 2),
+    TlsVersion("tls_1_1", "TLS 1.1", 3),
+    TlsVersion("tls_1_2", "TLS 1.2", 4),
+    TlsVersion("tls_1_3", "TLS 1.3", 5),
+)
+VERSION_COLUMNS: tuple[str, ...] = tuple(v.column for v in TLS_VERSIONS)
+VERSION_LABELS: tuple[str, ...] = tuple(v.label for v in TLS_VERSIONS)
+VERSION_BY_LABEL: dict[str, TlsVersion] = {v.label: v for v in TLS_VERSIONS}
+VERSION_BY_COLUMN: dict[str, TlsVersion] = {v.column: v for v in TLS_VERSIONS}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str
+    """pandas dtype the table is cast to (``object`` holds lists of strings)."""
+    doc: str
+
+
+def _cols(*specs: tuple[str, str, str]) -> tuple[Column, ...]:
+    return tuple(Column(*spec) for spec in specs)
+
+
+_STRING = "string"
+_BOOL = "boolean"
+_INT = "Int64"
+_FLOAT = "Float64"
+_TIME = "datetime64[us, UTC]"
+_LIST = "object"
+
+DOMAINS = _cols(
+    ("domain", _STRING, "Normalised domain: lower case, no trailing dot, IDNA (punycode) "
+     "A-labels. For invalid input, the input stripped of whitespace."),
+    ("rank", _INT, "Position in the input list (the list's own `rank` column if it has one, "
+     "else the 1-based line order)."),
+    ("input", _STRING, "The domain exactly as given in the input."),
+    ("dns_status", _STRING, "One of: " + ", ".join(s.value for s in DnsStatus) + "."),
+    ("mx_count", _INT, "Number of MX hosts that mail would be sent to (implicit MX counts as 1; "
+     "0 for null MX and failures)."),
+    ("error", _STRING, "Why the lookup failed, the input is invalid or the domain was opted "
+     "out; or what is wrong with records that were still used (a null MX among other MX, an MX "
+     "target that is an alias); null when fine."),
+)
+
+MX = _cols(
+    ("domain", _STRING, "Normalised domain (joins `domains.domain`)."),
+    ("preference", _INT, "MX preference; lower is tried first. 0 for an implicit MX."),
+    ("mx_host", _STRING, "MX host name, normalised (joins `hosts.mx_host`). For an implicit MX, "
+     "the domain itself."),
+)
+
+HOSTS = _cols(
+    ("mx_host", _STRING, "MX host name (joins `mx.mx_host`)."),
+    ("ip", _STRING, "IP address scanned; null when the host is `unresolved`."),
+    ("port", _INT, "TCP port scanned (25 in a live survey)."),
+    ("status", _STRING, "One of: " + ", ".join(s.value for s in HostStatus) + "."),
+    ("banner", _STRING, "The server's greeting (all lines, joined by newlines)."),
+    ("ehlo_extensions", _LIST, "Extension keywords from the EHLO reply (upper case, e.g. "
+     "`STARTTLS`, `SIZE`); list of strings, empty when EHLO failed."),
+    ("starttls_offered", _BOOL, "Whether EHLO advertised STARTTLS; null if EHLO never answered."),
+    ("ssl_2_0", _BOOL, "SSL 2.0 accepted; null where not measured."),
+    ("ssl_3_0", _BOOL, "SSL 3.0 accepted; null where not measured."),
+    ("tls_1_0", _BOOL, "TLS 1.0 accepted; null where not measured."),
+    ("tls_1_1", _BOOL, "TLS 1.1 accepted; null where not measured."),
+    ("tls_1_2", _BOOL, "TLS 1.2 accepted; null where not measured."),
+    ("tls_1_3", _BOOL, "TLS 1.3 accepted; null where not measured."),
+    ("min_version", _STRING, "Oldest accepted version label (e.g. `TLS 1.0`); null if none."),
+    ("max_version", _STRING, "Newest accepted version label; null if none."),
+    ("negotiated_version", _STRING, "Version a modern default client (Python's "
+     "`ssl.create_default_context()`, OpenSSL defaults) negotiated after STARTTLS; null if that "
+     "client could not complete a handshake."),
+    ("negotiated_cipher", _STRING, "IANA name of the suite that client negotiated."),
+    ("cert_subject", _STRING, "Leaf certificate subject (RFC 4514 string)."),
+    ("cert_issuer", _STRING, "Leaf certificate issuer (RFC 4514 string)."),
+    ("cert_sans", _LIST, "DNS names in the leaf's subjectAltName; list of strings."),
+    ("cert_not_before", _TIME, "Leaf validity start (UTC)."),
+    ("cert_not_after", _TIME, "Leaf validity end (UTC)."),
+    ("cert_self_signed", _BOOL, "Leaf's issuer equals its subject."),
+    ("cert_matches_mx", _BOOL, "Leaf is valid for the MX host name (RFC 6125 rules)."),
+    ("cert_trusted_mozilla", _BOOL, "Chain validates for the MX host name against the Mozilla "
+     "root store bundled with sslyze (a wrong name fails it too)."),
+    ("cert_sha256", _STRING, "SHA-256 fingerprint of the leaf (hex)."),
+    ("error", _STRING, "Why the probe or a TLS check failed, why the host was not contacted "
+     "(`unresolved`, `opted_out`), or what was odd on the way (e.g. EHLO refused, HELO "
+     "accepted); the server's reply is quoted where there was one. Null when fine."),
+    ("undecided", _LIST, "What the TLS scan could not decide because the host stopped "
+     "answering (421, reset or timeout, after retries with backoff): a version label (`TLS 1.2`: "
+     "its column is null) or a version with `suites` (`TLS 1.2 suites`: accepted, but `ciphers` "
+     "may miss some of its suites); list of strings, empty when everything was decided."),
+    ("scanned_at", _TIME, "When the probe of this host finished (UTC)."),
+    ("duration_s", _FLOAT, "Wall time of the SMTP probe session, seconds (the TLS scan runs "
+     "concurrently with other hosts' and is not included)."),
+    # Added with the enforcement study (issue 6); older result directories lack them.
+    ("cert_chain_trusted", _BOOL, "The presented chain leads to a root of the trust store "
+     "(sslyze's Mozilla store plus `--trust-ca`) under WebPKI rules, names aside and judged at a "
+     "time when its certificates are valid (so an expired but otherwise good chain is trusted); "
+     "null if no certificate was seen."),
+    ("cert_expired", _BOOL, "A certificate of the chain (of the leaf alone when no chain "
+     "validates) is outside its validity period at scan time."),
+    ("cert_trust_error", _STRING, "Why the chain is not valid for the MX host name (the "
+     "verifier's message); null when it is."),
+    ("cert_chain_length", _INT, "Certificates the server presented (leaf included)."),
+    ("cert_key_type", _STRING, "Leaf public key type: `RSA`, `EC`, `Ed25519`, `Ed448`, `DSA`."),
+    ("cert_key_bits", _INT, "Leaf public key size in bits (the curve size for EC)."),
+    ("cert_signature_algorithm", _STRING, "Algorithm the leaf is signed with, e.g. "
+     "`sha256WithRSAEncryption`, `ecdsa-with-SHA256`."),
+    ("webpki_result", _STRING, "How a sender requiring authenticated TLS to the MX host name "
+     "(RFC 8461 §4.1: STARTTLS, a trusted chain, unexpired, a matching name) would end the "
+     "session: `ok` or an RFC 8460 result type: " + ", ".join(
+         r.value for r in list(TlsResult)[1:6]) + ". Null when no SMTP session took place "
+     "(timeout, refused, unresolved, SMTP error)."),
+)
+
+CIPHERS = _cols(
+    ("mx_host", _STRING, "MX host name (joins `hosts`)."),
+    ("ip", _STRING, "IP address (joins `hosts`)."),
+    ("tls_version", _STRING, "Version label, e.g. `TLS 1.2`."),
+    ("cipher", _STRING, "IANA cipher-suite name, e.g. `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`."),
+    ("key_exchange", _STRING, "Key exchange: `ECDHE`, `DHE`, `RSA`, `ECDH`, `DH`, `PSK`, or for "
+     "TLS 1.3 the negotiated group family (`ECDHE`/`DHE`)."),
+    ("forward_secrecy", _BOOL, "Ephemeral key exchange (DHE/ECDHE; always true in TLS 1.3)."),
+    ("aead", _BOOL, "AEAD bulk cipher (GCM, CCM, ChaCha20-Poly1305)."),
+    ("anonymous", _BOOL, "No server authentication (`anon` suites)."),
+    ("key_bits", _INT, "Symmetric key size in bits."),
+)
+
+CERTIFICATES = _cols(
+    ("mx_host", _STRING, "MX host name (joins `hosts`)."),
+    ("ip", _STRING, "IP address (joins `hosts`)."),
+    ("position", _INT, "Place in the chain as presented: 0 is the leaf, 1 what the server sent "
+     "next, and so on."),
+    ("subject", _STRING, "Subject (RFC 4514 string)."),
+    ("issuer", _STRING, "Issuer (RFC 4514 string)."),
+    ("sans", _LIST, "DNS names in subjectAltName (the subject CN when there is no SAN "
+     "extension); list of strings."),
+    ("not_before", _TIME, "Validity start (UTC)."),
+    ("not_after", _TIME, "Validity end (UTC)."),
+    ("self_signed", _BOOL, "Issuer equals subject."),
+    ("is_ca", _BOOL, "basicConstraints says CA."),
+    ("key_type", _STRING, "Public key type: `RSA`, `EC`, `Ed25519`, `Ed448`, `DSA`."),
+    ("key_bits", _INT, "Public key size in bits (the curve size for EC)."),
+    ("signature_algorithm", _STRING, "Algorithm the certificate is signed with."),
+    ("sha256", _STRING, "SHA-256 of the certificate (hex): a TLSA selector 0, matching type 1 "
+     "value."),
+    ("spki_sha256", _STRING, "SHA-256 of the SubjectPublicKeyInfo (hex): a TLSA selector 1, "
+     "matching type 1 value."),
+    ("der_base64", _STRING, "The certificate itself (DER, base64), for checks made later."),
+)
+
+MTA_STS = _cols(
+    ("domain", _STRING, "Normalised domain (joins `domains.domain`); one row per domain with "
+     "MX hosts."),
+    ("txt_status", _STRING, "The `_mta-sts.<domain>` TXT record (RFC 8461 §3.1): one of "
+     + ", ".join(s.value for s in RecordStatus) + "."),
+    ("txt_records", _LIST, "Every TXT record at `_mta-sts.<domain>`, strings of a record "
+     "joined; list of strings."),
+    ("txt_id", _STRING, "The record's `id` field when it is valid."),
+    ("txt_error", _STRING, "Why the record is invalid, or the DNS error."),
+    ("policy_host", _STRING, "`mta-sts.<domain>`, where the policy is fetched from."),
+    ("policy_ip", _STRING, "Address the policy was fetched from; null if none was tried."),
+    ("fetch_status", _STRING, "How the HTTPS fetch of "
+     "`https://mta-sts.<domain>/.well-known/mta-sts.txt` went (RFC 8461 §3.3): one of "
+     + ", ".join(s.value for s in FetchStatus) + "."),
+    ("http_status", _INT, "HTTP status code; null without an HTTP answer."),
+    ("content_type", _STRING, "The answer's Content-Type header."),
+    ("fetch_error", _STRING, "Why the fetch failed (connection, TLS or certificate error, "
+     "redirect target, ...)."),
+    ("policy_status", _STRING, "`valid` or `invalid` (RFC 8461 §3.2 syntax); null when no "
+     "policy was fetched."),
+    ("policy_error", _STRING, "Why the policy is invalid."),
+    ("mode", _STRING, "`enforce`, `testing` or `none`; null without a valid policy."),
+    ("max_age", _INT, "Seconds a sender may cache the policy."),
+    ("mx_patterns", _LIST, "The policy's `mx` patterns (a `*.` wildcard covers exactly one "
+     "leftmost label); list of strings."),
+    ("mx_not_covered", _LIST, "The domain's MX hosts that no pattern covers (a sender in "
+     "enforce mode refuses them); list of strings, empty without a valid policy."),
+    ("policy_result", _STRING, "The RFC 8460 policy failure a sender would report: "
+     "`sts-policy-fetch-error`, `sts-webpki-invalid` (the policy host's certificate), "
+     "`sts-policy-invalid`; null when the policy is valid or none is published."),
+    ("policy_text", _STRING, "The policy body as fetched (at most 64 KiB)."),
+    ("checked_at", _TIME, "When the lookup finished (UTC)."),
+)
+
+TLSRPT = _cols(
+    ("domain", _STRING, "Normalised domain (joins `domains.domain`); one row per domain with "
+     "MX hosts."),
+    ("status", _STRING, "The `_smtp._tls.<domain>` TXT record (RFC 8460 §3): one of "
+     + ", ".join(s.value for s in RecordStatus) + "."),
+    ("records", _LIST, "Every TXT record at `_smtp._tls.<domain>`; list of strings."),
+    ("rua", _LIST, "Report destinations (`mailto:` or `https:` URIs) of a valid record; list "
+     "of strings."),
+    ("error", _STRING, "Why the record is invalid, or the DNS error."),
+)
+
+DANE = _cols(
+    ("domain", _STRING, "Normalised domain (joins `mx.domain`); one row per MX host of a "
+     "domain with MX hosts."),
+    ("mx_host", _STRING, "MX host name (joins `mx.mx_host`, `hosts.mx_host`)."),
+    ("mx_dnssec", _STRING, "DNSSEC state of the domain's MX RRset (of its A RRset for an "
+     "implicit MX): one of " + ", ".join(s.value for s in DnssecStatus) + "; null on a DNS "
+     "error. DANE applies only when it is `secure` (RFC 7672 §2.2)."),
+    ("tlsa_name", _STRING, "`_25._tcp.<mx_host>`."),
+    ("tlsa_status", _STRING, "One of " + ", ".join(s.value for s in TlsaStatus) + "."),
+    ("tlsa_records", _LIST, "TLSA records as `usage selector matching-type hex-data`; list of "
+     "strings."),
+    ("tlsa_dnssec", _STRING, "DNSSEC state of the TLSA RRset: one of "
+     + ", ".join(s.value for s in DnssecStatus) + "; null without records."),
+    ("dnssec_method", _STRING, "How DNSSEC states were established: `trust-anchor` (validated "
+     "by this tool from the `--dnssec-anchor` trust anchor) or `resolver-ad` (the AD bit of "
+     "the resolver's answer: only as good as that resolver and the path to it)."),
+    ("dnssec_error", _STRING, "Why an RRset is bogus, or the DNS error."),
+    ("usable_records", _INT, "TLSA records usable for SMTP (usage 2 DANE-TA or 3 DANE-EE, "
+     "selector 0/1, matching type 0/1/2)."),
+    ("pkix_records", _INT, "TLSA records with usage 0 (PKIX-TA) or 1 (PKIX-EE), which RFC 7672 "
+     "§3.1.3 makes unusable for SMTP."),
+)
+
+TABLES: dict[str, tuple[Column, ...]] = {
+    "domains": DOMAINS,
+    "mx": MX,
+    "hosts": HOSTS,
+    "ciphers": CIPHERS,
+    "certificates": CERTIFICATES,
+    "mta_sts": MTA_STS,
+    "tlsrpt": TLSRPT,
+    "dane": DANE,
+}
+
+LATER_TABLES: frozenset[str] = frozenset({"certificates", "mta_sts", "tlsrpt", "dane"})
+"""Tables added after the first surveys were written; loading a directory without one gives
+an empty table."""
+LATER_COLUMNS: dict[str, frozenset[str]] = {
+    "hosts": frozenset({"cert_chain_trusted", "cert_expired", "cert_trust_error",
+                        "cert_chain_length", "cert_key_type", "cert_key_bits",
+                        "cert_signature_algorithm", "webpki_result"}),
+}
+"""Columns added to existing tables later; a table saved without them loads with them null."""
+
+META_KEYS: dict[str, str] = {
+    "started_at": "Scan start, ISO 8601 UTC.",
+    "finished_at": "Scan end, ISO 8601 UTC; null if the last run did not finish.",
+    "runs": "Number of runs that wrote the raw log (more than 1 after --resume).",
+    "tool": "`starttls-survey` and its version.",
+    "versions": "Versions of Python, sslyze, nassl, the OpenSSL builds nassl carries, "
+    "dnspython, pandas, pyarrow.",
+    "resolver": "DNS servers asked, as `IP:PORT` (the system's from /etc/resolv.conf when no "
+    "--resolver was given).",
+    "port": "SMTP port scanned.",
+    "ehlo_name": "Name sent in EHLO.",
+    "domain_list": "Where the domains came from (file path or `arguments`).",
+    "domain_list_sha256": "SHA-256 of the domain list as read (file bytes, or the arguments "
+    "joined by newlines).",
+    "options": "Timeout, concurrency, resume and other scan options (including `mta_sts_port` "
+    "and `dnssec_anchor`), among them `engine` (`full`, `versions` or `sslyze`: with `versions` "
+    "no suites are enumerated and `ciphers` is empty by design), `retries`, `backoff` and "
+    "`dispatcher` (where the host probes ran).",
+    "counts": "Rows per table and hosts per status.",
+    "smtp_port_blocked": "True when every host with an address (at least two) timed out or "
+    "refused: outbound connections to `port` are probably blocked on the scanning network, so "
+    "the host statuses describe that network, not the servers. False otherwise; null when "
+    "fewer than two hosts had an address to try.",
+}
+
+
+def column_names(table: str) -> list[str]:
+    return [c.name for c in TABLES[table]]
+
+
+def dtypes(table: str) -> dict[str, str]:
+    return {c.name: c.dtype for c in TABLES[table]}
+
+
+# -- traffic observed on one's own mail server (research.traffic) ------------------------------
+
+
+class Direction(StrEnum):
+    """Which side of a session the mail server whose log or capture was read is."""
+
+    INBOUND = "inbound"
+    """A peer connected to this server (Postfix ``smtpd``, Exim ``<=``, ``STARTTLS=server``)."""
+    OUTBOUND = "outbound"
+    """This server delivered to a peer (Postfix ``smtp``, Exim ``=>``, ``STARTTLS=client``)."""
+
+
+class Verification(StrEnum):
+    """How the peer's certificate fared, as the MTA logged it (normalised across MTAs)."""
+
+    VERIFIED = "verified"
+    """Chain and name verified (Postfix ``Verified``, Exim ``CV=yes``/``CV=dane``, Sendmail
+    ``verify=OK``/``TRUSTED``)."""
+    TRUSTED = "trusted"
+    """Chain verified, name not checked (Postfix ``Trusted``)."""
+    UNTRUSTED = "untrusted"
+    """A certificate that did not verify (Postfix ``Untrusted``, Sendmail ``verify=FAIL`` and
+    its other error values)."""
+    UNVERIFIED = "unverified"
+    """No certificate, or one that did not verify: the log does not tell which (Exim
+    ``CV=no``)."""
+    ANONYMOUS = "anonymous"
+    """The peer presented no certificate (Postfix ``Anonymous``, Sendmail ``verify=NO``/``NOT``)."""
+
+
+SESSIONS = _cols(
+    ("time", _TIME, "When the session's TLS handshake (or, without TLS, the session) was logged "
+     "or captured (UTC; syslog and Exim times are read in the zone given by `--timezone`)."),
+    ("source", _STRING, "What the row was read from: `postfix`, `exim`, `sendmail` (log lines) "
+     "or `pcap` (a packet capture)."),
+    ("file", _STRING, "The input file."),
+    ("line", _INT, "Line number (logs) or packet number (captures) the row was read at."),
+    ("direction", _STRING, "One of: " + ", ".join(d.value for d in Direction) + "; null for a "
+     "capture when neither end is a `--local-ip`."),
+    ("peer_host", _STRING, "The peer's host name as logged; null when only its address is known "
+     "(Postfix `unknown`, an address literal)."),
+    ("peer_ip", _STRING, "The peer's IP address."),
+    ("peer_port", _INT, "The peer's TCP port where known (outbound: the server's port)."),
+    ("peer_domain", _STRING, "Registrable part of `peer_host` (`research.analysis.provider_of`): "
+     "the peer's provider; null without a host name."),
+    ("mail_domain", _STRING, "Outbound: the domain of the recipient whose delivery used this "
+     "connection; null for inbound sessions and when no delivery line names it."),
+    ("tls", _BOOL, "TLS was negotiated; false for a session seen in clear text."),
+    ("starttls_offered", _BOOL, "Captures: the server's EHLO reply advertised STARTTLS; null "
+     "from logs, and when the capture missed the EHLO reply."),
+    ("starttls_used", _BOOL, "The client issued STARTTLS. Captures: as seen (true with a failed "
+     "handshake too); logs: true for TLS sessions, null otherwise (a failed attempt is not told "
+     "apart)."),
+    ("tls_version", _STRING, "Negotiated protocol version label, e.g. `TLS 1.2`; null without "
+     "TLS."),
+    ("cipher", _STRING, "Negotiated cipher suite: its IANA name where the logged name maps to "
+     "one (OpenSSL and GnuTLS names are translated), else as logged."),
+    ("bits", _INT, "Symmetric key bits of the negotiated suite."),
+    ("verification", _STRING, "Peer certificate check, one of: "
+     + ", ".join(v.value for v in Verification) + "; null when not logged (captures)."),
+    ("offered_versions", _LIST, "Captures: the versions the ClientHello offered (its "
+     "supported_versions extension, else its legacy version), as labels; empty from logs."),
+    ("offered_ciphers", _LIST, "Captures: the cipher suites the ClientHello offered (IANA "
+     "names, GREASE values left out); empty from logs."),
+)
+
+SESSION_TABLES: dict[str, tuple[Column, ...]] = {"sessions": SESSIONS}
+"""Tables written by ``starttls-survey logs`` (kept apart from :data:`TABLES`, the survey's)."""
+
+SESSIONS_META_KEYS: dict[str, str] = {
+    "created_at": "When the table was written, ISO 8601 UTC.",
+    "tool": "`starttls-survey` and its version.",
+    "versions": "Versions of Python and the libraries that read the inputs (pandas, pyarrow, "
+    "dpkt).",
+    "inputs": "One entry per input file: `path`, `kind` (`log`, `pcap`, `pcapng`), `compressed`, "
+    "`lines` (log lines or packets read), `sessions`, `unparseable` (log lines that are not "
+    "log lines of a known format, or TLS lines whose fields cannot be read) and `sources` "
+    "(sessions per MTA).",
+    "options": "`timezone`, `year` and `local_ips` as given.",
+    "counts": "Rows of `sessions`, and sessions per direction, TLS version and source.",
+}
+
+
+def session_dtypes(table: str = "sessions") -> dict[str, str]:
+    """pandas dtypes of a table of :data:`SESSION_TABLES`."""
+    return {c.name: c.dtype for c in SESSION_TABLES[table]}

@@ -1,0 +1,221 @@
+"""The result tables written straight from the raw log, in batches, without holding them.
+
+:func:`research.store.results.build_tables` builds every table in memory, which grows with the
+survey: above all the per-host tables (``hosts``, ``ciphers``, ``certificates``), whose records
+carry every accepted suite and certificate. A survey instead streams them: one pass over
+``raw.jsonl`` remembers where the latest record of each host starts (a few dozen bytes per
+host), a second pass reads them back in table order and writes each table to Parquet a batch of
+rows at a time. The per-domain tables, whose records are small, are built by
+:func:`build_tables` itself from every record but the hosts'. The files are the same tables
+(same columns, order and dtypes once loaded) as :func:`research.store.results.save_results` writes
+from :func:`build_tables`. :class:`StoredResults` then hands them out, read from disk on first
+use, so the survey's peak memory does not depend on how many hosts it scanned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from research.settings import META_NAME
+from research.store.rawlog import Record, read_records
+from research.store.results import (
+    BLOCKED_MIN_HOSTS,
+    SurveyResults,
+    _read_table,
+    build_tables,
+    make_meta,
+    make_table,
+)
+from research.store.schema import TABLES, HostStatus, dtypes
+
+HOST_TABLES = ("hosts", "ciphers", "certificates")
+"""The tables streamed from host records; the others come from :func:`build_tables`."""
+_HOST_LISTS = {"ciphers": "ciphers", "certificates": "certificates"}
+"""Table → the list in each host record that holds its rows."""
+
+BATCH_ROWS = 500
+"""Rows per written batch (a Parquet row group): what the writer holds at most, per table."""
+
+
+def arrow_schema(name: str) -> pa.Schema:
+    """The Arrow schema of table ``name``, list columns typed (an empty batch would say null)."""
+    schema = pa.Schema.from_pandas(make_table(name, []), preserve_index=False)
+    for column, dtype in dtypes(name).items():
+        if dtype == "object":
+            index = schema.get_field_index(column)
+            schema = schema.set(index, pa.field(column, pa.list_(pa.string())))
+    return schema
+
+
+class _TableWriter:
+    """One table's Parquet file, written batch by batch beside its final name, then renamed."""
+
+    def __init__(self, name: str, out: Path) -> None:
+        self.name = name
+        self.path = out / f"{name}.parquet"
+        self.schema = arrow_schema(name)
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{self.path.name}.", suffix=".tmp")
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.writer = pq.ParquetWriter(self.tmp, self.schema)
+        self.rows: list[dict[str, Any]] = []
+        self.count = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= BATCH_ROWS:
+            self.flush()
+
+    def add_frame(self, frame: pd.DataFrame) -> None:
+        """Write a whole table already built (a small one), as one batch."""
+        self.flush()
+        if len(frame):
+            self.writer.write_table(pa.Table.from_pandas(frame, schema=self.schema,
+                                                         preserve_index=False))
+            self.count += len(frame)
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        frame = make_table(self.name, self.rows)
+        self.writer.write_table(pa.Table.from_pandas(frame, schema=self.schema,
+                                                     preserve_index=False))
+        self.count += len(self.rows)
+        self.rows = []
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        self.writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class _Index:
+    """Where in the raw log the latest record of each host starts."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.hosts: dict[tuple[str, str | None], int] = {}
+        with log_path.open("rb") as f:
+            offset = 0
+            for raw in f:
+                at, offset = offset, offset + len(raw)
+                # Cheap test first: only host records need parsing here.
+                if b'"kind":"host"' not in raw:
+                    continue
+                record = _parse(raw)
+                if record is not None and record.get("kind") == "host":
+                    self.hosts[(record["mx_host"], record.get("ip"))] = at
+
+
+class _PortBlocked:
+    """:func:`research.store.results.smtp_port_blocked`, one host at a time."""
+
+    _UNREACHABLE = frozenset({HostStatus.TIMEOUT.value, HostStatus.REFUSED.value})
+
+    def __init__(self) -> None:
+        self.tried = 0
+        self.all_unreachable = True
+
+    def add(self, record: Record) -> None:
+        if record.get("ip") is None or record.get("status") == HostStatus.OPTED_OUT.value:
+            return
+        self.tried += 1
+        self.all_unreachable &= record.get("status") in self._UNREACHABLE
+
+    @property
+    def verdict(self) -> bool | None:
+        return None if self.tried < BLOCKED_MIN_HOSTS else self.all_unreachable
+
+
+def _parse(raw: bytes) -> Record | None:
+    # As research.store.rawlog.read_records: a torn last line or a corrupt one is skipped.
+    if not raw.endswith(b"\n"):
+        return None
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _records(log_path: Path, offsets: list[int]) -> Iterator[Record]:
+    with log_path.open("rb") as f:
+        for offset in offsets:
+            f.seek(offset)
+            record = _parse(f.readline())
+            assert record is not None, "the index only points at records that parsed"
+            yield record
+
+
+def write_tables(log_path: Path, out_dir: Path) -> StoredResults:
+    """Write the four tables and ``meta.json`` from the raw log at ``log_path`` into ``out_dir``.
+
+    Each file is replaced atomically; memory stays flat however long the log. Returns the
+    results, whose tables are read from the files on first use. Raises OSError if the log
+    cannot be read or the directory written.
+    """
+    index = _Index(log_path)
+    small = build_tables(r for r in read_records(log_path) if r.get("kind") != "host")
+    writers = {name: _TableWriter(name, out_dir) for name in TABLES}
+    host_status: Counter[str] = Counter()
+    blocked = _PortBlocked()
+    try:
+        for name in TABLES:
+            if name not in HOST_TABLES:
+                writers[name].add_frame(small.table(name))
+        host_keys = sorted(index.hosts, key=lambda k: (k[0], k[1] or ""))
+        for record in _records(log_path, [index.hosts[k] for k in host_keys]):
+            # Without its suites and certificates a host row is small, so a batch of them is.
+            lists = {name: record.pop(key, None) or [] for name, key in _HOST_LISTS.items()}
+            writers["hosts"].add(record)
+            if record.get("status") is not None:
+                host_status[record["status"]] += 1
+            blocked.add(record)
+            for name, rows in lists.items():
+                for row in rows:
+                    writers[name].add({"mx_host": record["mx_host"], "ip": record["ip"], **row})
+        for writer in writers.values():
+            writer.close()
+    except BaseException:
+        for writer in writers.values():
+            writer.discard()
+        raise
+    counts: dict[str, Any] = {name: writers[name].count for name in TABLES}
+    counts.update(host_status=dict(host_status),
+                  dns_status=dict(Counter(small.domains["dns_status"].dropna())))
+    starts = [r for r in read_records(log_path) if r.get("kind") == "start"]
+    meta = make_meta(starts, small.meta["finished_at"], counts, blocked.verdict)
+    text = json.dumps(meta, indent=2, default=str) + "\n"
+    tmp = out_dir / f".{META_NAME}.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out_dir / META_NAME)
+    return StoredResults(out_dir, json.loads(text))
+
+
+class StoredResults(SurveyResults):
+    """:class:`SurveyResults` whose tables stay in their Parquet files until first used."""
+
+    def __init__(self, out_dir: Path, meta: dict[str, Any]) -> None:
+        # The table attributes are left unset on purpose: __getattr__ loads each on first use.
+        self._out_dir = out_dir
+        self.meta = meta
+
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        if name in TABLES:
+            frame = _read_table(name, self._out_dir / f"{name}.parquet")
+            setattr(self, name, frame)
+            return frame
+        raise AttributeError(name)

@@ -1,0 +1,114 @@
+"""Charts of a mail server's own traffic (the ``sessions`` table). Each returns a Figure.
+
+Same conventions as :mod:`research.plots`: object API only, one style, counts on the bars, and a
+caption naming the unit and the period the sessions cover.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from research.plots import CAPTION_GID, NO_DATA, PALETTE, styled
+from research.store.schema import Direction
+from research.traffic.analysis import CLEAR_TEXT, traffic_policy_sweep, version_distribution
+
+_VERSION_COLOURS = {CLEAR_TEXT: "#D55E00", "SSL 3.0": "#CC79A7", "TLS 1.0": "#E69F00",
+                    "TLS 1.1": "#F0E442", "TLS 1.2": "#56B4E9", "TLS 1.3": "#009E73"}
+
+
+def _period(sessions: pd.DataFrame) -> str:
+    if not len(sessions):
+        return "period unknown"
+    times = pd.to_datetime(sessions["time"], utc=True).dropna()
+    if times.empty:
+        return "period unknown"
+    first, last = times.min().date().isoformat(), times.max().date().isoformat()
+    return first if first == last else f"{first} – {last}"
+
+
+def _caption(fig: Figure, unit: str, sessions: pd.DataFrame) -> None:
+    text = f"Unit: {unit}. Sessions: {_period(sessions)}."
+    fig.supxlabel(text, fontsize=8, color="0.35", ha="left", x=0.01).set_gid(CAPTION_GID)
+
+
+def _no_data(ax: Any) -> None:
+    ax.text(0.5, 0.5, NO_DATA, transform=ax.transAxes, ha="center", va="center",
+            fontsize=14, color="0.5")
+
+
+@styled
+def plot_traffic_versions(sessions: pd.DataFrame) -> Figure:
+    """Stacked horizontal bars, one per direction: the share of sessions per negotiated
+    version (clear text included), each segment labelled with its count."""
+    dist = version_distribution(sessions, by=("direction",))
+    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    directions = [d.value for d in Direction if d.value in set(dist["direction"].dropna())]
+    order = [CLEAR_TEXT, *(v for v in _VERSION_COLOURS if v != CLEAR_TEXT)]
+    for i, direction in enumerate(directions):
+        rows = dist[dist["direction"] == direction].set_index("version")
+        left = 0.0
+        for version in order:
+            if version not in rows.index:
+                continue
+            share = float(rows["share"].loc[version])
+            count = int(rows["sessions"].loc[version])
+            ax.barh(i, share, left=left, color=_VERSION_COLOURS.get(version, PALETTE[0]),
+                    label=version if i == 0 or version not in
+                    set(dist[dist["direction"] == directions[0]]["version"]) else None,
+                    edgecolor="white")
+            if share > 0.04:
+                ax.text(left + share / 2, i, str(count), ha="center", va="center", fontsize=8)
+            left += share
+    ax.set_yticks(np.arange(len(directions)),
+                  [f"{d}\n(n={int(dist[dist['direction'] == d]['sessions'].sum())})"
+                   for d in directions])
+    ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(lambda x, _pos: f"{x:.0%}")
+    ax.set_xlabel("Share of sessions")
+    ax.set_title("TLS versions your mail server's peers negotiated")
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=6)
+    if not directions:
+        _no_data(ax)
+    _caption(fig, "session (one SMTP connection; Exim: one message)", sessions)
+    return fig
+
+
+@styled
+def plot_traffic_policy(sessions: pd.DataFrame, direction: str = "outbound",
+                        sweep: pd.DataFrame | None = None) -> Figure:
+    """Bars by minimum version required (with STARTTLS required): the share of peers that
+    stay reachable and the share of sessions that would have failed."""
+    if sweep is None:
+        sweep = traffic_policy_sweep(sessions, direction)
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    labels = ["any" if not isinstance(v, str) else v.removeprefix("TLS ")
+              for v in sweep["min_version"]]
+    x = np.arange(len(sweep))
+    peers = int(sweep["domains"].max()) if len(sweep) else 0
+    total = int(sweep["sessions"].max()) if len(sweep) else 0
+    reach = ax.bar(x - 0.2, sweep["reachable_share"], 0.4, color="#009E73",
+                   label=f"peers still reachable (of {peers})")
+    failing = sweep["sessions_failing"] / total if total else sweep["sessions_failing"] * 0.0
+    fail = ax.bar(x + 0.2, failing, 0.4, color="#D55E00",
+                  label=f"sessions that would have failed (of {total})")
+    ax.bar_label(reach, labels=[str(int(v)) for v in sweep["reachable"]], fontsize=7, padding=2)
+    ax.bar_label(fail, labels=[str(int(v)) for v in sweep["sessions_failing"]], fontsize=7,
+                 padding=2)
+    ax.set_xticks(x, [f"≥ {label}" if label != "any" else "any TLS" for label in labels])
+    ax.set_xlabel("STARTTLS required, minimum TLS version")
+    ax.set_ylim(0, 1.1)
+    ax.yaxis.set_major_formatter(lambda y, _pos: f"{y:.0%}")
+    ax.set_title(f"What requiring TLS would break for you ({direction})")
+    ax.legend(loc="upper right")
+    if not peers:
+        _no_data(ax)
+    _caption(fig, f"peer (bars left) and session (bars right), {direction}", sessions)
+    return fig
