@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from research import settings as config
 from research.errors import SurveyError
+from research.store.schema import Engine
 
 if TYPE_CHECKING:
     from research.store.results import SurveyResults
@@ -133,8 +134,8 @@ def _add_scan_options(p: argparse.ArgumentParser, *, out_required: bool) -> None
                    dest="per_host_connections", help="connections to one host at once")
     p.add_argument("--trust-ca", type=Path, metavar="FILE",
                    help="extra PEM root certificates for the certificate check")
-    p.add_argument("--mta-sts-port", type=_port, default=443, metavar="N",
-                   help="HTTPS port of MTA-STS policy hosts (443)")
+    p.add_argument("--mta-sts-port", type=_port, default=config.DEFAULT_MTA_STS_PORT,
+                   metavar="N", help="HTTPS port of MTA-STS policy hosts (443)")
     p.add_argument("--dnssec-anchor", type=Path, metavar="FILE",
                    help="DS/DNSKEY trust anchors: validate DNSSEC here instead of trusting "
                    "the resolver's AD bit")
@@ -161,17 +162,15 @@ def _non_negative_seconds(text: str) -> float:
 
 
 def _add_engine_options(p: argparse.ArgumentParser) -> None:
-    from research.scan.engine import DEFAULT_BACKOFF, DEFAULT_RETRIES, Engine
-
     p.add_argument("--engine", choices=[e.value for e in Engine], default=Engine.FULL.value,
                    help="TLS scan: full (versions and accepted suites, the default), versions "
                    "(versions only, no suites), sslyze (sslyze's per-suite scan, 500+ sessions "
                    "per host; for cross-checks)")
     p.add_argument("--versions-only", dest="engine", action="store_const",
                    const=Engine.VERSIONS.value, help="same as --engine versions")
-    p.add_argument("--retries", type=_non_negative_int, default=DEFAULT_RETRIES,
+    p.add_argument("--retries", type=_non_negative_int, default=config.DEFAULT_RETRIES,
                    help="retries of a session a host did not answer (421, reset, timeout)")
-    p.add_argument("--backoff", type=_non_negative_seconds, default=DEFAULT_BACKOFF,
+    p.add_argument("--backoff", type=_non_negative_seconds, default=config.DEFAULT_BACKOFF,
                    metavar="S", help="seconds a host is paused before the first retry; doubles")
     p.add_argument("--dask-scheduler", metavar="ADDRESS",
                    help="run the host probes on this Dask cluster (e.g. tcp://10.0.0.5:8786)")
@@ -225,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _scan(args: argparse.Namespace) -> int:
     from research.scan.inputs import from_arguments, read_domain_list
     from research.scan.survey import run_survey
+    from research.settings import SurveySettings
 
     if bool(args.domains) == bool(args.domains_file):
         raise SurveyError("give either DOMAIN arguments or --domains FILE")
@@ -235,17 +235,17 @@ def _scan(args: argparse.Namespace) -> int:
     domains = read_domain_list(args.domains_file) if args.domains_file else from_arguments(
         args.domains
     )
+    settings = SurveySettings.build(
+        resolvers=args.resolver or (), port=args.port, ehlo_name=args.ehlo_name,
+        timeout=args.timeout, concurrency=args.concurrency,
+        per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
+        opt_out=args.opt_out, mta_sts_port=args.mta_sts_port, dnssec_anchor=args.dnssec_anchor,
+        engine=args.engine, retries=args.retries, backoff=args.backoff,
+    )
     try:
         with _dask_client(args.dask_scheduler) as client:
-            results = run_survey(
-                domains, args.out, resolver=args.resolver, port=args.port,
-                ehlo_name=args.ehlo_name, timeout=args.timeout, concurrency=args.concurrency,
-                per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
-                resume=args.resume, progress=args.progress, opt_out=args.opt_out,
-                mta_sts_port=args.mta_sts_port, dnssec_anchor=args.dnssec_anchor,
-                engine=args.engine, retries=args.retries, backoff=args.backoff,
-                executor=client,
-            )
+            results = run_survey(domains, args.out, settings, resume=args.resume,
+                                 progress=args.progress, executor=client)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; tables of the finished work written to {args.out}/ "
               "(rerun with --resume to finish)", file=sys.stderr)

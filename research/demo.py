@@ -10,17 +10,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from research.errors import InputError
-from research.policy.mtasts import HTTPS_PORT
 from research.scan.inputs import read_domain_list
 from research.scan.survey import run_survey
 from research.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_EHLO_NAME,
     DOMAIN_LIST,
-    META_NAME,
-    RAW_LOG_NAME,
     RESULTS_DIR,
+    SurveySettings,
 )
+from research.store.files import META_NAME, RAW_LOG_NAME
 from research.store.results import SurveyResults, load_results
 
 DEMO_TIMEOUT = 3.0
@@ -53,19 +52,9 @@ def run_demo(
             "Surveying with: starttls-survey scan --domains "
             f"{domain_list} --resolver {tb.resolver} --port {tb.smtp_port} --out {out}"
         )
-        return run_survey(
-            read_domain_list(domain_list),
-            out,
-            resolver=[tb.resolver],
-            port=tb.smtp_port,
-            timeout=DEMO_TIMEOUT,
-            concurrency=concurrency,
-            trust_ca=tb.ca_cert_path,
-            progress=progress,
-            # The testbed's zone is signed: validate it from its own trust anchor.
-            dnssec_anchor=tb.dnssec_anchor_path,
-            mta_sts_port=tb.mta_sts_port or HTTPS_PORT,
-        )
+        # The testbed's settings validate its signed zone from its own trust anchor.
+        settings = tb.settings(timeout=DEMO_TIMEOUT, concurrency=concurrency)
+        return run_survey(read_domain_list(domain_list), out, settings, progress=progress)
 
 
 def _clear_previous(out: Path) -> None:
@@ -105,5 +94,5 @@ def survey_for_notebook(
         return load_results(out)
     if target == "testbed":
         return run_demo(out, scenario=scenario, progress=progress)
-    return run_survey(read_domain_list(DOMAIN_LIST), out, ehlo_name=ehlo_name,
+    return run_survey(read_domain_list(DOMAIN_LIST), out, SurveySettings.build(ehlo_name=ehlo_name),
                       progress=progress, resume=(out / RAW_LOG_NAME).exists())

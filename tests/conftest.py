@@ -75,9 +75,7 @@ def enforcement_survey(enforcement_testbed: Testbed,
     out = tmp_path_factory.mktemp("enforcement-survey")
     domains = read_domain_list(tb.write_domain_list(out / "domains.csv"))
     assert tb.mta_sts_port is not None
-    run_survey(domains, out, resolver=[tb.resolver], port=tb.smtp_port, timeout=3,
-               trust_ca=tb.ca_cert_path, dnssec_anchor=tb.dnssec_anchor_path,
-               mta_sts_port=tb.mta_sts_port, progress=False)
+    run_survey(domains, out, tb.settings(timeout=3), progress=False)
     return out
 
 

@@ -35,7 +35,6 @@ from research.analysis.enforcement import (
     mta_sts_verdicts,
     readiness_summary,
 )
-from research.policy.mtasts import fetch_policy, tls_context
 from research.scan.dnssec import (
     AD_METHOD,
     ANCHOR_METHOD,
@@ -43,9 +42,10 @@ from research.scan.dnssec import (
     load_anchors,
     parse_anchors,
 )
+from research.scan.policy_fetch import fetch_policy, tls_context
 from research.scan.resolver import make_resolver
 from research.scan.survey import run_survey
-from research.settings import RAW_LOG_NAME
+from research.store.files import RAW_LOG_NAME
 from research.store.rawlog import read_records
 from research.store.results import SurveyResults, load_results
 from research.store.schema import DnssecStatus, FetchStatus
@@ -342,18 +342,15 @@ def test_resume_skips_finished_enforcement_lookups(enforcement_testbed: Testbed,
                                                    tmp_path: Path) -> None:
     tb = enforcement_testbed
     assert tb.mta_sts_port is not None
-    kwargs = dict(resolver=[tb.resolver], port=tb.smtp_port, timeout=TIMEOUT,
-                  trust_ca=tb.ca_cert_path, dnssec_anchor=tb.dnssec_anchor_path,
-                  mta_sts_port=tb.mta_sts_port, progress=False)
-    full = run_survey(NAMES, tmp_path / "full", **kwargs)  # type: ignore[arg-type]
+    settings = tb.settings(timeout=TIMEOUT)
+    full = run_survey(NAMES, tmp_path / "full", settings, progress=False)
     assert _kinds(tmp_path / "full")["policy"] == 3 and _kinds(tmp_path / "full")["tlsa"] == 4
     # A run that died after its first policy record.
     lines = (tmp_path / "full" / RAW_LOG_NAME).read_text().splitlines(keepends=True)
     first = next(i for i, ln in enumerate(lines) if json.loads(ln)["kind"] == "policy")
     (tmp_path / "partial").mkdir()
     (tmp_path / "partial" / RAW_LOG_NAME).write_text("".join(lines[: first + 1]))
-    resumed = run_survey(NAMES, tmp_path / "partial", resume=True,
-                         **kwargs)  # type: ignore[arg-type]
+    resumed = run_survey(NAMES, tmp_path / "partial", settings, resume=True, progress=False)
     kinds = _kinds(tmp_path / "partial")
     assert (kinds["policy"], kinds["tlsa"], kinds["host"]) == (3, 4, 4)
     for name in ("mta_sts", "tlsrpt", "dane"):

@@ -21,11 +21,11 @@ from sslyze.plugins.openssl_cipher_suites._tls12_workaround import (
 from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuitesRepository
 from sslyze.server_connectivity import TlsVersionEnum
 
-from research.scan.engine import Engine, lanes, parse_ssl2_server_hello, ssl2_client_hello
+from research.scan.engine import lanes, parse_ssl2_server_hello, ssl2_client_hello
 from research.scan.inputs import from_arguments
 from research.scan.survey import run_survey
 from research.store.results import SurveyResults
-from research.store.schema import TLS_VERSIONS, VERSION_COLUMNS
+from research.store.schema import TLS_VERSIONS, VERSION_COLUMNS, Engine
 from research.testbed import DnsMode, Testbed, load_scenario
 
 TIMEOUT = 2.0
@@ -48,9 +48,8 @@ def survey(tb: Testbed, out: Path, engine: str, **options: object) -> Run:
     quiet = {d.name for d in tb.scenario.domains if d.dns is DnsMode.TIMEOUT}
     domains = from_arguments([name for _, name in tb.domains() if name not in quiet])
     before = tb.stats()
-    results = run_survey(domains, out / engine, resolver=[tb.resolver], port=tb.smtp_port,
-                         timeout=TIMEOUT, engine=engine, progress=False, ehlo_name=EHLO,
-                         trust_ca=tb.ca_cert_path, **options)  # type: ignore[arg-type]
+    settings = tb.settings(timeout=TIMEOUT, engine=engine, ehlo_name=EHLO, **options)
+    results = run_survey(domains, out / engine, settings, progress=False)
     after = tb.stats()
     return Run(results, {key: after[key].sessions - before[key].sessions for key in after})
 

@@ -21,9 +21,10 @@ import pytest
 from groundtruth import assert_domains_match, assert_hosts_match
 from scanning import CONCURRENCY, TIMEOUT, TimedScan
 
-from research.scan import resolver as mxdns
+from research.scan import mx as mxdns
+from research.scan.resolver import make_resolver
 from research.scan.smtp import MAX_LINE, MAX_LINES, SESSION_BUDGET, probe_smtp
-from research.settings import DNS_RETRIES
+from research.settings import DNS_RETRIES, ProbeSettings
 from research.store.results import SurveyResults
 from research.store.schema import DnsStatus, HostStatus
 from research.testbed import Host, Testbed, load_scenario
@@ -148,13 +149,13 @@ def test_truncated_answers_are_retried_over_tcp(hostile_testbed: Testbed) -> Non
     tcp = dns.query.tcp(query, tb.dns_host, port=tb.dns_port, timeout=2.0)
     assert not tcp.flags & dns.flags.TC and tcp.answer
     found = mxdns.resolve_mx("truncated.hostile.test",
-                             resolver=mxdns.make_resolver([tb.resolver], timeout=TIMEOUT))
+                             resolver=make_resolver([tb.resolver], timeout=TIMEOUT))
     assert found.status is DnsStatus.MX
     assert [m.host for m in found.mx] == ["mx.working.hostile.test"]
 
 
 def test_temporary_failures_are_retried(hostile_testbed: Testbed) -> None:
-    resolver = mxdns.make_resolver([hostile_testbed.resolver], timeout=TIMEOUT)
+    resolver = make_resolver([hostile_testbed.resolver], timeout=TIMEOUT)
     # Any lookup that retries ends on the good answer, so the next query fails: in step.
     assert mxdns.resolve_mx("flaky.hostile.test", resolver=resolver).status is DnsStatus.MX
     once = mxdns.resolve_mx("flaky.hostile.test", resolver=resolver, retries=0)
@@ -172,7 +173,7 @@ def silent_resolver() -> Iterator[str]:
 
 
 def test_a_resolver_that_never_answers(silent_resolver: str) -> None:
-    resolver = mxdns.make_resolver([silent_resolver], timeout=0.2)
+    resolver = make_resolver([silent_resolver], timeout=0.2)
     started = time.monotonic()
     found = mxdns.resolve_mx("anything.hostile.test", resolver=resolver)
     elapsed = time.monotonic() - started
@@ -208,7 +209,7 @@ def test_mixed_fault_scan_finishes_in_bounded_time(hostile_scan: TimedScan) -> N
 def _probe_peak(tb: Testbed, host: str) -> tuple[int, HostStatus | None]:
     ip = HOSTILE.host(host).addresses[0]
     tracemalloc.reset_peak()
-    probe = probe_smtp(host, ip, port=tb.smtp_port, timeout=TIMEOUT)
+    probe = probe_smtp(host, ip, ProbeSettings(port=tb.smtp_port, timeout=TIMEOUT))
     return tracemalloc.get_traced_memory()[1], probe.status
 
 

@@ -18,8 +18,9 @@ import pytest
 from scanning import TimedScan, cli_scan
 
 from research.scan.smtp import SESSION_BUDGET
-from research.settings import RAW_LOG_NAME
-from research.store.rawlog import Record, read_records
+from research.store.files import RAW_LOG_NAME
+from research.store.rawlog import read_records
+from research.store.records import Record
 from research.store.results import load_results
 from research.store.schema import TABLES
 from research.testbed import Testbed

@@ -115,9 +115,8 @@ def test_opted_out_names_and_addresses_are_recorded_and_never_contacted(
     domains = ["tls10-only.test", "no-starttls.test", "starttls-rejected.test",
                "backup-mx.test"]
     before = cases_testbed.stats()
-    results = run_survey(domains, tmp_path / "out", resolver=[cases_testbed.resolver],
-                         port=cases_testbed.smtp_port, timeout=2.0, progress=False,
-                         trust_ca=cases_testbed.ca_cert_path, opt_out=opt_out)
+    results = run_survey(domains, tmp_path / "out",
+                         cases_testbed.settings(timeout=2.0, opt_out=opt_out), progress=False)
     after = cases_testbed.stats()
 
     doms = results.domains.set_index("domain")
@@ -152,8 +151,8 @@ def test_opted_out_names_and_addresses_are_recorded_and_never_contacted(
     assert results.meta["counts"]["host_status"]["opted_out"] == 3
     # Resuming without the list would contact those who asked not to be: refused.
     with pytest.raises(InputError, match="started with the opt-out list"):
-        run_survey(domains, tmp_path / "out", resolver=[cases_testbed.resolver],
-                   port=cases_testbed.smtp_port, timeout=2.0, progress=False, resume=True)
+        run_survey(domains, tmp_path / "out", cases_testbed.settings(timeout=2.0),
+                   progress=False, resume=True)
 
 
 def test_cli_opt_out_errors_are_one_line(tmp_path: Path) -> None:

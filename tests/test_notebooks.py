@@ -38,8 +38,7 @@ def execute(path: Path, cwd: Path, **values: object) -> nbformat.NotebookNode:
 def saved_survey(isc_testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("isc-survey")
     domains = read_domain_list(isc_testbed.write_domain_list(out / "domains.csv"))
-    run_survey(domains, out, resolver=[isc_testbed.resolver], port=isc_testbed.smtp_port,
-               timeout=3, trust_ca=isc_testbed.ca_cert_path, progress=False)
+    run_survey(domains, out, isc_testbed.settings(timeout=3), progress=False)
     return out
 
 

@@ -19,7 +19,7 @@ from groundtruth import assert_domains_match, assert_hosts_match
 
 from research.cli import main as cli_main
 from research.scan.survey import run_survey
-from research.settings import RAW_LOG_NAME
+from research.store.files import RAW_LOG_NAME
 from research.store.rawlog import RawLogWriter, read_records
 from research.store.results import SurveyResults, build_tables, load_results
 from research.store.tables import write_tables
@@ -67,8 +67,7 @@ def generated_survey(tmp_path_factory: pytest.TempPathFactory) -> tuple[Testbed,
     out = tmp_path_factory.mktemp("generated")
     with Testbed.start(generated(hosts=40, seed=3)) as tb:
         domains = [name for _, name in tb.domains()]
-        run_survey(domains, out, resolver=[tb.resolver], port=tb.smtp_port, timeout=TIMEOUT,
-                   progress=False, concurrency=20)
+        run_survey(domains, out, tb.settings(timeout=TIMEOUT, concurrency=20), progress=False)
         return tb, out
 
 
@@ -128,11 +127,10 @@ def _comparable(results: SurveyResults, name: str) -> pd.DataFrame:
 def test_survey_on_a_dask_cluster_equals_the_local_survey(
     cases_testbed: Testbed, dask_client: object, tmp_path: Path
 ) -> None:
-    options = dict(resolver=[cases_testbed.resolver], port=cases_testbed.smtp_port,
-                   timeout=TIMEOUT, progress=False, trust_ca=cases_testbed.ca_cert_path)
-    local = run_survey(DOMAINS, tmp_path / "local", **options)  # type: ignore[arg-type]
-    on_dask = run_survey(DOMAINS, tmp_path / "dask", executor=dask_client,
-                         **options)  # type: ignore[arg-type]
+    settings = cases_testbed.settings(timeout=TIMEOUT)
+    local = run_survey(DOMAINS, tmp_path / "local", settings, progress=False)
+    on_dask = run_survey(DOMAINS, tmp_path / "dask", settings, executor=dask_client,
+                         progress=False)
     assert len(local.ciphers) > 20
     for name in ("domains", "mx", "hosts", "ciphers"):
         pd.testing.assert_frame_equal(_comparable(on_dask, name), _comparable(local, name))

@@ -12,11 +12,13 @@ import pandas as pd
 import pytest
 from groundtruth import assert_domains_match, assert_hosts_match
 
-from research.scan import resolver as mxdns
+from research.scan import mx as mxdns
 from research.scan.inputs import read_domain_list
+from research.scan.resolver import make_resolver
 from research.scan.smtp import probe_smtp
 from research.scan.survey import run_survey
-from research.settings import RAW_LOG_NAME
+from research.settings import ProbeSettings
+from research.store.files import RAW_LOG_NAME
 from research.store.rawlog import read_records
 from research.store.results import SurveyResults, load_results
 from research.store.schema import TLS_VERSIONS, VERSION_COLUMNS, DnsStatus, HostStatus
@@ -29,11 +31,9 @@ TIMEOUT = 2.0
 def cases_scan(cases_testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> SurveyResults:
     out = tmp_path_factory.mktemp("cases-scan")
     domain_list = cases_testbed.write_domain_list(out / "domains.csv")
-    run_survey(
-        read_domain_list(domain_list), out / "results", resolver=[cases_testbed.resolver],
-        port=cases_testbed.smtp_port, timeout=TIMEOUT, ehlo_name="survey-test.example",
-        trust_ca=cases_testbed.ca_cert_path, progress=False,
-    )
+    run_survey(read_domain_list(domain_list), out / "results",
+               cases_testbed.settings(timeout=TIMEOUT, ehlo_name="survey-test.example"),
+               progress=False)
     # Read back from disk: the test checks the saved contract, not objects in memory.
     return load_results(out / "results")
 
@@ -119,7 +119,7 @@ def test_meta_describes_the_run(cases_testbed: Testbed, cases_scan: SurveyResult
 
 
 def test_dns_resolution_directly(cases_testbed: Testbed) -> None:
-    resolver = mxdns.make_resolver([cases_testbed.resolver], timeout=TIMEOUT)
+    resolver = make_resolver([cases_testbed.resolver], timeout=TIMEOUT)
     two = mxdns.resolve_mx("two-mx.test", resolver=resolver)
     assert two.status is DnsStatus.MX
     assert [m.preference for m in two.mx] == sorted(m.preference for m in two.mx)
@@ -131,8 +131,8 @@ def test_dns_resolution_directly(cases_testbed: Testbed) -> None:
 def test_smtp_probe_is_polite(cases_testbed: Testbed) -> None:
     """EHLO carries our name, STARTTLS is used, and the session ends with QUIT."""
     spec = next(h for h in cases_testbed.scenario.hosts if h.name == "mx.no-starttls.test")
-    probe = probe_smtp(spec.name, spec.addresses[0], port=cases_testbed.smtp_port,
-                       ehlo_name="polite.example", timeout=TIMEOUT)
+    probe = probe_smtp(spec.name, spec.addresses[0], ProbeSettings(
+        port=cases_testbed.smtp_port, ehlo_name="polite.example", timeout=TIMEOUT))
     assert probe.status is HostStatus.NO_STARTTLS
     assert probe.banner and probe.banner.startswith("220 ")
     assert "STARTTLS" not in probe.ehlo_extensions and probe.ehlo_extensions
@@ -148,9 +148,8 @@ def _host_records(out: Path) -> list[dict[str, object]]:
 
 def test_resume_scans_only_what_is_missing(cases_testbed: Testbed, tmp_path: Path) -> None:
     names = ["tls10-only.test", "tls12-only.test", "no-starttls.test", "two-mx.test"]
-    kwargs = dict(resolver=[cases_testbed.resolver], port=cases_testbed.smtp_port,
-                  timeout=TIMEOUT, progress=False)
-    full = run_survey(names, tmp_path / "full", **kwargs)  # type: ignore[arg-type]
+    settings = cases_testbed.settings(timeout=TIMEOUT)
+    full = run_survey(names, tmp_path / "full", settings, progress=False)
 
     # Simulate a scan that died after its first two hosts: keep the log up to there.
     partial = tmp_path / "partial"
@@ -161,7 +160,7 @@ def test_resume_scans_only_what_is_missing(cases_testbed: Testbed, tmp_path: Pat
     done_before = {(r["mx_host"], r["ip"]) for r in _host_records(partial)}
     assert len(done_before) == 2
 
-    resumed = run_survey(names, partial, resume=True, **kwargs)  # type: ignore[arg-type]
+    resumed = run_survey(names, partial, settings, resume=True, progress=False)
     records = _host_records(partial)
     keys = [(r["mx_host"], r["ip"]) for r in records]
     assert len(keys) == len(set(keys)), "a finished host was scanned again"
@@ -175,13 +174,12 @@ def test_resume_scans_only_what_is_missing(cases_testbed: Testbed, tmp_path: Pat
 def test_rescan_into_a_used_directory_needs_resume(cases_testbed: Testbed, tmp_path: Path) -> None:
     from research.errors import InputError
 
-    kwargs = dict(resolver=[cases_testbed.resolver], port=cases_testbed.smtp_port,
-                  timeout=TIMEOUT, progress=False)
-    run_survey(["no-starttls.test"], tmp_path, **kwargs)  # type: ignore[arg-type]
+    settings = cases_testbed.settings(timeout=TIMEOUT)
+    run_survey(["no-starttls.test"], tmp_path, settings, progress=False)
     with pytest.raises(InputError, match="--resume"):
-        run_survey(["no-starttls.test"], tmp_path, **kwargs)  # type: ignore[arg-type]
+        run_survey(["no-starttls.test"], tmp_path, settings, progress=False)
     with pytest.raises(InputError, match="different domain list"):
-        run_survey(["tls10-only.test"], tmp_path, resume=True, **kwargs)  # type: ignore[arg-type]
+        run_survey(["tls10-only.test"], tmp_path, settings, resume=True, progress=False)
 
 
 def test_cli_scan_writes_the_tables(cases_testbed: Testbed, tmp_path: Path) -> None:

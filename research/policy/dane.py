@@ -1,9 +1,8 @@
 """DANE for SMTP (RFC 7672): an MX host's TLSA records, and whether they match a chain.
 
-:func:`lookup_tlsa` asks DNS (through :class:`research.scan.dnssec.DnssecResolver`, which says how
-the DNSSEC state was established); :func:`match_chain` is network-free: it decides whether a
-presented certificate chain satisfies usable TLSA records the way RFC 7672 §3.1 says an SMTP
-client must:
+The records are looked up by :func:`research.scan.lookups.lookup_tlsa`; :func:`match_chain`
+decides whether a presented certificate chain satisfies usable TLSA records the way RFC 7672
+§3.1 says an SMTP client must:
 
 * usage 3 (DANE-EE): the leaf matches the record; names and dates are not checked (§3.1.1);
 * usage 2 (DANE-TA): a certificate the server presented above the leaf matches the record (or
@@ -23,7 +22,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -31,8 +29,6 @@ from cryptography.hazmat.primitives import serialization
 
 from research.policy.certs import dns_names, name_matches
 from research.policy.pki import spki_der
-from research.scan.dnssec import DnssecResolver
-from research.store.schema import TlsaStatus
 
 DANE_EE = 3
 DANE_TA = 2
@@ -187,29 +183,3 @@ def _ta_chain_problem(chain: Sequence[x509.Certificate], anchor: tuple[int, x509
     if not name_matches(mx_host, dns_names(leaf)):
         return f"DANE-TA matches, but the leaf is not valid for {mx_host}"
     return None
-
-
-def lookup_tlsa(mx_host: str, resolver: DnssecResolver) -> dict[str, Any]:
-    """The raw-log fields of an MX host's TLSA lookup (the ``dane`` table's host columns).
-
-    Never raises for DNS failures: they are ``tlsa_status = "dns_error"``.
-    """
-    name = tlsa_name(mx_host)
-    found = resolver.lookup(name, "TLSA")
-    record: dict[str, Any] = {"mx_host": mx_host, "tlsa_name": name, "tlsa_records": [],
-                              "dnssec_method": resolver.method}
-    if found.dns_error:
-        return {**record, "tlsa_status": TlsaStatus.DNS_ERROR.value, "dnssec_error": found.error}
-    if found.rrset is None:
-        return {**record, "tlsa_status": TlsaStatus.NONE.value}
-    records = [TlsaRecord(r.usage, r.selector, r.mtype, bytes(r.cert)) for r in found.rrset]
-    records.sort(key=lambda r: r.text)
-    return {
-        **record,
-        "tlsa_status": TlsaStatus.FOUND.value,
-        "tlsa_records": [r.text for r in records],
-        "tlsa_dnssec": found.dnssec.value if found.dnssec else None,
-        "dnssec_error": found.error,
-        "usable_records": sum(r.usable for r in records),
-        "pkix_records": sum(r.pkix for r in records),
-    }

@@ -7,30 +7,18 @@ policy (HTTP 200 only, redirects not followed, ``text/plain``, a certificate val
 pattern covers and that present a valid certificate for their name over STARTTLS. Any failure to
 get a policy means "no policy", never "refuse": MTA-STS fails open until a policy was seen.
 
-The parsers are network-free; :func:`fetch_policy` talks HTTPS (standard library only) to the
-address the injected resolver gives for the policy host, on an injectable port, trusting the
-Mozilla roots plus an injectable CA file.
+Network-free: :mod:`research.scan.policy_fetch` fetches the policy, :mod:`research.scan.lookups`
+looks up the record.
 """
 
 from __future__ import annotations
 
-import http.client
 import re
-import socket
-import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
-import dns.resolver
-
-from research.policy.pki import mozilla_roots_path
-from research.policy.txtrecord import lookup_txt, select_record
-from research.scan import resolver as mxdns
-from research.settings import DEFAULT_TIMEOUT
-from research.store.schema import FetchStatus, RecordStatus, TlsResult
+from research.policy.txtrecord import select_record
+from research.store.schema import RecordStatus
 
 VERSION = "v=STSv1"
 PREFIX = "_mta-sts"
@@ -41,7 +29,6 @@ MAX_POLICY_BYTES = 64 * 1024
 MAX_AGE_LIMIT = 31_557_600
 """RFC 8461 §3.2: ``max_age`` is at most about one year."""
 MODES = ("enforce", "testing", "none")
-USER_AGENT = "starttls-survey (MTA-STS policy check)"
 
 _ID = re.compile(r"[A-Za-z0-9]{1,32}")
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
@@ -156,165 +143,3 @@ def not_covered(patterns: Iterable[str], mx_hosts: Iterable[str]) -> list[str]:
     """The MX hosts (in the order given) that no pattern covers."""
     patterns = list(patterns)
     return [h for h in mx_hosts if not any(mx_matches(p, h) for p in patterns)]
-
-
-# --- fetching --------------------------------------------------------------------------------
-
-@dataclass
-class PolicyFetch:
-    host: str
-    status: FetchStatus
-    ip: str | None = None
-    http_status: int | None = None
-    content_type: str | None = None
-    body: str | None = None
-    error: str | None = None
-
-
-def tls_context(trust_ca: str | Path | None = None) -> ssl.SSLContext:
-    """What a sender fetching a policy trusts: the Mozilla roots, plus ``trust_ca`` if given.
-
-    Certificate and host name checks are on (Python's defaults). Raises OSError or
-    ssl.SSLError if ``trust_ca`` cannot be loaded.
-    """
-    context = ssl.create_default_context(cafile=str(mozilla_roots_path()))
-    if trust_ca is not None:
-        context.load_verify_locations(cafile=str(trust_ca))
-    return context
-
-
-def fetch_policy(
-    domain: str,
-    *,
-    resolver: dns.resolver.Resolver | None = None,
-    port: int = HTTPS_PORT,
-    context: ssl.SSLContext | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> PolicyFetch:
-    """GET ``https://mta-sts.<domain>/.well-known/mta-sts.txt`` as RFC 8461 §3.3 says.
-
-    The policy host is resolved with ``resolver`` and its addresses tried in order until one
-    accepts the connection. ``context`` defaults to :func:`tls_context` (Mozilla roots).
-    Never raises for network or server failures: ``status`` and ``error`` say what happened.
-    """
-    host = policy_host(domain)
-    context = context or tls_context()
-    found = mxdns.resolve_addresses(host, resolver=resolver)
-    if not found.addresses:
-        return PolicyFetch(host, FetchStatus.NO_ADDRESS, error=found.error or "no address")
-    sock: socket.socket | None = None
-    ip = None
-    errors = []
-    for ip in found.addresses:
-        try:
-            sock = socket.create_connection((ip, port), timeout=timeout)
-            break
-        except TimeoutError:
-            errors.append(f"{ip}: timed out")
-        except OSError as exc:
-            errors.append(f"{ip}: {exc.strerror or exc}")
-    if sock is None:
-        status = (FetchStatus.TIMEOUT if all(e.endswith("timed out") for e in errors)
-                  else FetchStatus.CONNECT_FAILED)
-        return PolicyFetch(host, status, ip, error="; ".join(errors))
-    try:
-        return _get(host, ip, sock, context, timeout)
-    finally:
-        sock.close()
-
-
-def _get(host: str, ip: str | None, sock: socket.socket, context: ssl.SSLContext,
-         timeout: float) -> PolicyFetch:
-    try:
-        tls = context.wrap_socket(sock, server_hostname=host)
-    except ssl.SSLCertVerificationError as exc:
-        return PolicyFetch(host, FetchStatus.CERTIFICATE_INVALID, ip,
-                           error=exc.verify_message or str(exc))
-    except TimeoutError:
-        return PolicyFetch(host, FetchStatus.TIMEOUT, ip, error="TLS handshake timed out")
-    except (ssl.SSLError, OSError) as exc:
-        return PolicyFetch(host, FetchStatus.TLS_FAILED, ip, error=str(exc))
-    connection = http.client.HTTPConnection(host, timeout=timeout)
-    connection.sock = tls  # already connected and verified; http.client only speaks HTTP on it
-    try:
-        connection.request("GET", POLICY_PATH, headers={
-            "Host": host, "User-Agent": USER_AGENT, "Accept": "text/plain",
-            "Connection": "close"})
-        response = connection.getresponse()
-        body = response.read(MAX_POLICY_BYTES + 1)
-    except TimeoutError:
-        return PolicyFetch(host, FetchStatus.TIMEOUT, ip, error="HTTP answer timed out")
-    except (http.client.HTTPException, OSError) as exc:
-        return PolicyFetch(host, FetchStatus.PROTOCOL_ERROR, ip,
-                           error=f"{type(exc).__name__}: {exc}")
-    finally:
-        connection.close()
-    content_type = response.getheader("Content-Type")
-    fetched = PolicyFetch(host, FetchStatus.OK, ip, response.status, content_type)
-    if 300 <= response.status < 400:
-        fetched.status = FetchStatus.REDIRECT
-        fetched.error = f"HTTP {response.status} to {response.getheader('Location') or '?'}"
-    elif response.status != 200:
-        fetched.status = FetchStatus.HTTP_ERROR
-        fetched.error = f"HTTP {response.status} {response.reason}"
-    elif _media_type(content_type) != "text/plain":
-        fetched.status = FetchStatus.CONTENT_TYPE
-        fetched.error = f"Content-Type {content_type or 'missing'}, not text/plain"
-    elif len(body) > MAX_POLICY_BYTES:
-        fetched.status = FetchStatus.TOO_LARGE
-        fetched.error = f"policy larger than {MAX_POLICY_BYTES} bytes"
-    fetched.body = body[:MAX_POLICY_BYTES].decode("utf-8", "replace")
-    return fetched
-
-
-def _media_type(content_type: str | None) -> str:
-    return (content_type or "").split(";", 1)[0].strip().lower()
-
-
-# --- the whole check -------------------------------------------------------------------------
-
-def check_mta_sts(
-    domain: str,
-    mx_hosts: Iterable[str],
-    *,
-    resolver: dns.resolver.Resolver,
-    port: int = HTTPS_PORT,
-    context: ssl.SSLContext | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> dict[str, Any]:
-    """The ``mta_sts`` table's columns (except ``domain``) for ``domain`` with ``mx_hosts``.
-
-    The policy is fetched only when the TXT record is valid, as a sender would. Never raises
-    for DNS, network or server failures.
-    """
-    found = lookup_txt(f"{PREFIX}.{domain}", resolver)
-    row: dict[str, Any] = {"policy_host": policy_host(domain), "mx_not_covered": [],
-                           "mx_patterns": [], "fetch_status": FetchStatus.NOT_FETCHED.value}
-    if found.error:
-        record = StsRecord(RecordStatus.DNS_ERROR, error=found.error)
-    else:
-        record = parse_sts_record(found.records)
-    row.update(txt_status=record.status.value, txt_records=found.records, txt_id=record.id,
-               txt_error=record.error)
-    if record.status is RecordStatus.VALID:
-        fetched = fetch_policy(domain, resolver=resolver, port=port, context=context,
-                               timeout=timeout)
-        row.update(policy_ip=fetched.ip, fetch_status=fetched.status.value,
-                   http_status=fetched.http_status, content_type=fetched.content_type,
-                   fetch_error=fetched.error, policy_text=fetched.body)
-        if fetched.status is FetchStatus.CERTIFICATE_INVALID:
-            row["policy_result"] = TlsResult.STS_WEBPKI_INVALID.value
-        elif fetched.status is not FetchStatus.OK:
-            row["policy_result"] = TlsResult.STS_POLICY_FETCH_ERROR.value
-        else:
-            policy = parse_policy(fetched.body or "")
-            row.update(policy_status="valid" if policy.valid else "invalid",
-                       policy_error=policy.error, mode=policy.mode, max_age=policy.max_age,
-                       mx_patterns=policy.mx)
-            if policy.valid and policy.mode != "none":
-                # Mode none withdraws the policy: it covers nothing and refuses nothing.
-                row["mx_not_covered"] = not_covered(policy.mx, mx_hosts)
-            elif not policy.valid:
-                row["policy_result"] = TlsResult.STS_POLICY_INVALID.value
-    row["checked_at"] = datetime.now(UTC).isoformat()
-    return row

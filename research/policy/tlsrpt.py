@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import dns.resolver
-
-from research.policy.txtrecord import lookup_txt, select_record
+from research.policy.txtrecord import select_record
 from research.store.schema import RecordStatus
 
 VERSION = "v=TLSRPTv1"
@@ -68,11 +66,3 @@ def parse_tlsrpt(records: list[str]) -> TlsRpt:
         return TlsRpt(RecordStatus.INVALID, records,
                       error=f"rua {bad[0]!r} is not a mailto: or https: URI")
     return TlsRpt(RecordStatus.VALID, records, uris)
-
-
-def lookup_tlsrpt(domain: str, resolver: dns.resolver.Resolver) -> TlsRpt:
-    """Look up and judge ``_smtp._tls.<domain>``. Never raises for DNS failures."""
-    found = lookup_txt(f"{PREFIX}.{domain}", resolver)
-    if found.error:
-        return TlsRpt(RecordStatus.DNS_ERROR, error=found.error)
-    return parse_tlsrpt(found.records)

@@ -9,51 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import dns.exception
-import dns.name
-import dns.resolver
-
-from research.settings import DNS_RETRIES
 from research.store.schema import RecordStatus
 
 _FIELD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 _FIELD_VALUE = re.compile(r"[\x21-\x3a\x3c\x3e-\x7e]+")
 _DELIM = re.compile(r"[ \t]*;[ \t]*")
-
-
-@dataclass
-class TxtLookup:
-    name: str
-    records: list[str] = field(default_factory=list)
-    """Every TXT record, each record's strings joined (RFC 7208 §3.3 style), in DNS order."""
-    error: str | None = None
-    """The DNS error; None for an answer, NXDOMAIN or no records."""
-
-
-def lookup_txt(name: str, resolver: dns.resolver.Resolver,
-               retries: int = DNS_RETRIES) -> TxtLookup:
-    """The TXT records at ``name``. Never raises for DNS failures (they are in ``error``)."""
-    last = ""
-    for _ in range(retries + 1):
-        try:
-            answer = resolver.resolve(dns.name.from_text(name), "TXT", search=False,
-                                      raise_on_no_answer=False)
-        except dns.resolver.NXDOMAIN:
-            return TxtLookup(name)
-        except dns.resolver.NoNameservers as exc:
-            last = f"TXT query: {exc}"
-            continue
-        except dns.exception.Timeout:
-            last = "TXT query timed out"
-            continue
-        except dns.exception.DNSException as exc:
-            last = f"TXT query failed: {exc}"
-            continue
-        records = [b"".join(r.strings).decode("utf-8", "replace") for r in answer.rrset or []]
-        return TxtLookup(name, records)
-    return TxtLookup(name, error=last)
 
 
 def first_field(text: str) -> str:

@@ -1,11 +1,11 @@
 """Where host probes run: local threads, or any ``concurrent.futures.Executor`` (Dask too).
 
-One task probes one (MX host, IP) target from start to end — the SMTP probe, then the TLS
-engine — and returns its raw-log record, so a task carries a target and a few settings out and
-one JSON-able dict back. Only the process that runs the survey writes the raw log. At most
-``window`` tasks are in flight at once: that bounds the hosts probed at the same time (and, with
-each host's own cap, the connections), and keeps the survey's memory independent of the
-length of the list.
+One task probes one (MX host, IP) target from start to end
+(:func:`research.scan.target.survey_target`) and returns its raw-log record, so a task carries a
+target and the probe settings out and one JSON-able dict back. Only the process that runs the survey
+writes the raw log. At most ``window`` tasks are in flight at once: that bounds the hosts probed at
+the same time (and, with each host's own cap, the connections), and keeps the survey's memory
+independent of the length of the list.
 
 For a Dask cluster, pass a ``distributed.Client`` (or use ``--dask-scheduler ADDRESS``): the
 tasks go to its workers through ``Client.get_executor()``. Every worker needs this package
@@ -14,52 +14,15 @@ installed and must be allowed to reach the mail servers.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
-from functools import cache
 from typing import Any
 
 from research.errors import InputError
-from research.policy.pki import CertTrust, load_trust
-from research.scan.engine import EngineSettings, scan_host
-from research.scan.smtp import probe_smtp
-from research.scan.sslyze import TlsTarget
-from research.store.rawlog import Record
-
-
-def survey_target(target: TlsTarget, settings: EngineSettings) -> Record:
-    """Probe one target (SMTP, then TLS if STARTTLS was accepted) and return its host record.
-
-    Runs wherever the executor puts it. Never raises for what the server does.
-    """
-    from research.scan.survey import host_record  # the survey imports this module
-
-    trust = _trust(settings.trust_ca)
-    probe = probe_smtp(target.mx_host, target.ip, port=settings.port,
-                       ehlo_name=settings.ehlo_name, timeout=settings.timeout)
-    if not probe.starttls_accepted:
-        return host_record(probe, None, trust=trust)
-    scan = scan_host(target, settings)
-    record = host_record(probe, scan, trust=trust)
-    record["undecided"] = scan.undecided
-    # The client's own count; the testbed's server-side counts are what benchmarks report.
-    record["tls_sessions"] = scan.sessions
-    return record
-
-
-_trust_lock = threading.Lock()
-
-
-@cache
-def _load_trust(trust_ca: str | None) -> CertTrust:
-    return load_trust(trust_ca)
-
-
-def _trust(trust_ca: str | None) -> CertTrust:
-    """The roots certificates are judged against, loaded once per process (workers too)."""
-    with _trust_lock:
-        return _load_trust(trust_ca)
+from research.scan.engine import TlsTarget
+from research.scan.target import survey_target
+from research.settings import ProbeSettings
+from research.store.records import Record
 
 
 def as_executor(executor: Any) -> Executor:
@@ -91,7 +54,7 @@ def describe(executor: Any) -> str:
     return type(executor).__name__
 
 
-def run_targets(targets: Iterable[TlsTarget], settings: EngineSettings, *, window: int,
+def run_targets(targets: Iterable[TlsTarget], settings: ProbeSettings, *, window: int,
                 executor: Any = None) -> Iterator[Record]:
     """Probe every target, at most ``window`` at once, yielding records as they finish.
 

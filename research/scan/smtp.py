@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from research.policy.ciphers import iana_name_for_openssl
-from research.settings import DEFAULT_EHLO_NAME, DEFAULT_TIMEOUT
+from research.settings import ProbeSettings
 from research.store.schema import HostStatus
 
 MAX_LINE = 2048
@@ -50,20 +50,24 @@ class SmtpProbe:
     duration_s: float = 0.0
 
 
-class _Closed(Exception):
+class SmtpClosed(Exception):
     """The peer closed or reset the connection."""
 
 
-class _Hostile(Exception):
+class SmtpHostile(Exception):
     """The peer broke a bound (line too long, too many lines) or is not speaking SMTP."""
 
 
-class _Deadline(Exception):
+class SmtpDeadline(Exception):
     """The whole-session time budget ran out."""
 
 
+class SmtpUnexpected(Exception):
+    """A reply other than the one the dialogue needs (:meth:`SmtpSession.expect`)."""
+
+
 @dataclass
-class _Reply:
+class Reply:
     code: int
     lines: list[str]
 
@@ -72,7 +76,14 @@ class _Reply:
         return "\n".join(f"{self.code} {line}".rstrip() for line in self.lines)
 
 
-class _Session:
+class SmtpSession:
+    """Reads and writes one SMTP session (RFC 5321 §4.2) within every bound a hostile server
+    could stretch: line length, lines per reply, and the whole session's time.
+
+    A reply that does not come within ``timeout`` raises TimeoutError; a session that outlives
+    :data:`SESSION_BUDGET` × ``timeout`` raises :class:`SmtpDeadline`.
+    """
+
     def __init__(self, sock: socket.socket, timeout: float) -> None:
         self.sock = sock
         self.timeout = timeout
@@ -82,32 +93,32 @@ class _Session:
     def _recv(self) -> bytes:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise _Deadline()
+            raise SmtpDeadline()
         self.sock.settimeout(min(self.timeout, remaining))
         try:
             data = self.sock.recv(4096)
         except TimeoutError:
             if remaining < self.timeout:
                 # What ran out is the session's budget, not the server's patience per reply.
-                raise _Deadline() from None
+                raise SmtpDeadline() from None
             raise
         except ConnectionResetError:
-            raise _Closed("connection reset") from None
+            raise SmtpClosed("connection reset") from None
         if not data:
-            raise _Closed("connection closed")
+            raise SmtpClosed("connection closed")
         return data
 
     def read_line(self) -> bytes:
         while b"\n" not in self.buffer:
             if len(self.buffer) > MAX_LINE:
-                raise _Hostile(f"reply line longer than {MAX_LINE} bytes")
+                raise SmtpHostile(f"reply line longer than {MAX_LINE} bytes")
             self.buffer += self._recv()
         line, _, self.buffer = self.buffer.partition(b"\n")
         if len(line) > MAX_LINE:
-            raise _Hostile(f"reply line longer than {MAX_LINE} bytes")
+            raise SmtpHostile(f"reply line longer than {MAX_LINE} bytes")
         return line.rstrip(b"\r")
 
-    def read_reply(self) -> _Reply:
+    def read_reply(self) -> Reply:
         lines: list[str] = []
         code = 0
         while True:
@@ -118,17 +129,17 @@ class _Session:
                 # A web server on the SMTP port is common enough to name it.
                 what = "not an SMTP server, HTTP reply" if text.startswith("HTTP/") else (
                     "not an SMTP reply")
-                raise _Hostile(f"{what}: {shown!r}")
+                raise SmtpHostile(f"{what}: {shown!r}")
             if code and int(text[:3]) != code:
-                raise _Hostile("reply code changed inside a multi-line reply")
+                raise SmtpHostile("reply code changed inside a multi-line reply")
             code = int(text[:3])
             lines.append(text[4:])
             if len(text) == 3 or text[3] == " ":
-                return _Reply(code, lines)
+                return Reply(code, lines)
             if len(lines) >= MAX_LINES:
-                raise _Hostile(f"reply longer than {MAX_LINES} lines")
+                raise SmtpHostile(f"reply longer than {MAX_LINES} lines")
 
-    def command(self, line: str) -> _Reply:
+    def command(self, line: str) -> Reply:
         self.send(line)
         return self.read_reply()
 
@@ -136,7 +147,16 @@ class _Session:
         try:
             self.sock.sendall(line.encode("ascii") + b"\r\n")
         except (BrokenPipeError, ConnectionResetError):
-            raise _Closed("connection reset") from None
+            raise SmtpClosed("connection reset") from None
+
+    def expect(self, command: str | None, code: int) -> Reply:
+        """Send ``command`` (None: read the greeting) and return the reply if its code is
+        ``code``; raise :class:`SmtpUnexpected` naming what came instead."""
+        reply = self.read_reply() if command is None else self.command(command)
+        if reply.code != code:
+            said = f"{reply.code} {reply.lines[0] if reply.lines else ''}".strip()
+            raise SmtpUnexpected(f"{command or 'greeting'}: {said}")
+        return reply
 
 
 def _default_client_context() -> ssl.SSLContext:
@@ -148,18 +168,14 @@ def _default_client_context() -> ssl.SSLContext:
     return ctx
 
 
-def probe_smtp(
-    mx_host: str,
-    ip: str,
-    *,
-    port: int = 25,
-    ehlo_name: str = DEFAULT_EHLO_NAME,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> SmtpProbe:
-    """Greet ``ip`` as ``ehlo_name``, ask for STARTTLS if offered, shake hands, QUIT.
+def probe_smtp(mx_host: str, ip: str, settings: ProbeSettings | None = None) -> SmtpProbe:
+    """Greet ``ip`` on ``settings.port`` as ``settings.ehlo_name``, ask for STARTTLS if offered,
+    shake hands, QUIT.
 
     Never raises for network or protocol failures: they become ``status`` and ``error``.
     """
+    settings = settings or ProbeSettings()
+    port, ehlo_name, timeout = settings.port, settings.ehlo_name, settings.timeout
     result = SmtpProbe(mx_host=mx_host, ip=ip, port=port)
     started = time.monotonic()
     try:
@@ -173,12 +189,12 @@ def probe_smtp(
         result.status, result.error = HostStatus.TIMEOUT, f"connect failed: {exc.strerror or exc}"
     else:
         with contextlib.closing(sock):
-            _converse(_Session(sock, timeout), result, ehlo_name)
+            _converse(SmtpSession(sock, timeout), result, ehlo_name)
     result.duration_s = time.monotonic() - started
     return result
 
 
-def _converse(session: _Session, result: SmtpProbe, ehlo_name: str) -> None:
+def _converse(session: SmtpSession, result: SmtpProbe, ehlo_name: str) -> None:
     stage = "banner"
     try:
         greeting = session.read_reply()
@@ -204,10 +220,10 @@ def _converse(session: _Session, result: SmtpProbe, ehlo_name: str) -> None:
         result.starttls_accepted = True
         stage = "TLS"
         _handshake(session, result, ehlo_name)
-    except _Deadline:
+    except SmtpDeadline:
         result.status = result.status or HostStatus.TIMEOUT
         result.error = f"{stage}: session took longer than {session.timeout * SESSION_BUDGET:g} s"
-    except (_Closed, _Hostile, OSError) as exc:
+    except (SmtpClosed, SmtpHostile, OSError) as exc:
         status, reason = _failure(exc, session.timeout)
         # After STARTTLS was accepted, whether TLS works is the TLS scan's to decide.
         if not result.starttls_accepted:
@@ -220,12 +236,12 @@ def _failure(exc: BaseException, timeout: float) -> tuple[HostStatus, str]:
     an SMTP error, a closed or reset connection (or any other socket error) a refusal."""
     if isinstance(exc, TimeoutError):
         return HostStatus.TIMEOUT, f"no answer in {timeout:g} s"
-    if isinstance(exc, _Hostile):
+    if isinstance(exc, SmtpHostile):
         return HostStatus.SMTP_ERROR, str(exc)
     return HostStatus.REFUSED, str(exc)
 
 
-def _ehlo(session: _Session, result: SmtpProbe, ehlo_name: str) -> bool:
+def _ehlo(session: SmtpSession, result: SmtpProbe, ehlo_name: str) -> bool:
     """EHLO, falling back to HELO; False when the session is over (status set)."""
     reply = session.command(f"EHLO {ehlo_name}")
     if reply.code == 250:
@@ -244,7 +260,7 @@ def _ehlo(session: _Session, result: SmtpProbe, ehlo_name: str) -> bool:
     return False
 
 
-def _handshake(session: _Session, result: SmtpProbe, ehlo_name: str) -> None:
+def _handshake(session: SmtpSession, result: SmtpProbe, ehlo_name: str) -> None:
     try:
         tls = _default_client_context().wrap_socket(
             session.sock, server_hostname=result.mx_host, do_handshake_on_connect=False
@@ -260,16 +276,16 @@ def _handshake(session: _Session, result: SmtpProbe, ehlo_name: str) -> None:
     cipher = tls.cipher()
     result.negotiated_cipher = iana_name_for_openssl(cipher[0]) if cipher else None
     result.certificate_der = tls.getpeercert(binary_form=True)
-    tls_session = _Session(tls, session.timeout)
+    tls_session = SmtpSession(tls, session.timeout)
     tls_session.deadline = session.deadline
-    with contextlib.suppress(_Closed, _Hostile, _Deadline, OSError):
+    with contextlib.suppress(SmtpClosed, SmtpHostile, SmtpDeadline, OSError):
         tls_session.command(f"EHLO {ehlo_name}")
         _quit(tls_session)
 
 
-def _quit(session: _Session) -> None:
+def _quit(session: SmtpSession) -> None:
     # Politeness only: a server that hangs up instead of answering 221 changes nothing.
-    with contextlib.suppress(_Closed, _Hostile, _Deadline, OSError):
+    with contextlib.suppress(SmtpClosed, SmtpHostile, SmtpDeadline, OSError):
         session.command("QUIT")
 
 

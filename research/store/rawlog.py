@@ -10,9 +10,9 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-Record = dict[str, Any]
+from research.store.records import Record
 
 
 class RawLogWriter:
@@ -56,17 +56,23 @@ def repair(path: Path) -> int:
         return size - keep
 
 
+def parse_line(raw: bytes) -> Record | None:
+    """The record on one line of the log; None for a torn (no newline) or corrupt line."""
+    if not raw.endswith(b"\n"):
+        return None
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def read_records(path: Path) -> Iterator[Record]:
     """Every complete record in the log, in order; torn or corrupt lines are skipped."""
     if not path.exists():
         return
     with path.open("rb") as f:
         for raw in f:
-            if not raw.endswith(b"\n"):
-                return
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
+            record = parse_line(raw)
+            if record is not None:
                 yield record

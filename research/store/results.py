@@ -7,33 +7,28 @@ tables (``certificates``, ``mta_sts``, ``tlsrpt``, ``dane``) and ``meta.json`` a
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import platform
-import re
-import ssl
-import tempfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from research.errors import ResultsError
-from research.settings import META_NAME, RAW_LOG_NAME
-from research.store.rawlog import Record, read_records
+from research.store.files import META_NAME, RAW_LOG_NAME, atomic_write, write_json
+from research.store.frames import cast_table, make_table
+from research.store.provenance import SURVEY_LIBRARIES, library_versions, tool_version
+from research.store.rawlog import read_records
+from research.store.records import Record, RecordKind, domain_key, host_key
 from research.store.schema import (
+    CONNECTION_FAILED,
     LATER_COLUMNS,
     LATER_TABLES,
     TABLES,
     HostStatus,
     column_names,
-    dtypes,
 )
 
 BLOCKED_MIN_HOSTS = 2
@@ -62,34 +57,6 @@ class SurveyResults:
         return frame
 
 
-def make_table(name: str, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """A DataFrame with exactly the schema's columns for ``name``, in order, cast to its dtypes.
-
-    Missing keys become nulls; extra keys are dropped.
-    """
-    frame = pd.DataFrame.from_records(list(rows), columns=column_names(name))
-    return _cast(name, frame)
-
-
-def _cast(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-    for column, dtype in dtypes(name).items():
-        values = frame[column]
-        if dtype == "object":
-            # Lists arrive as lists (raw log) or numpy arrays (Parquet); the contract is lists.
-            frame[column] = values.map(lambda v: [] if _missing(v) else list(v))
-        elif dtype.startswith("datetime"):
-            parsed = pd.to_datetime(values, utc=True, format="ISO8601")
-            frame[column] = parsed.astype(pd.api.types.pandas_dtype(dtype))
-        else:
-            frame[column] = values.astype(pd.api.types.pandas_dtype(dtype))
-    return frame
-
-
-def _missing(value: Any) -> bool:
-    # A key absent from some raw records arrives as NaN once pandas aligns the rows.
-    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
-
-
 def build_tables(records: Iterable[Record]) -> SurveyResults:
     """Every table and ``meta`` from raw-log records (later records win on repeats)."""
     domains: dict[tuple[int, str], Record] = {}
@@ -100,17 +67,17 @@ def build_tables(records: Iterable[Record]) -> SurveyResults:
     finished_at = None
     for record in records:
         kind = record.get("kind")
-        if kind == "domain":
-            domains[(record["rank"], record["input"])] = record
-        elif kind == "host":
-            hosts[(record["mx_host"], record.get("ip"))] = record
-        elif kind == "policy":
+        if kind == RecordKind.DOMAIN:
+            domains[domain_key(record)] = record
+        elif kind == RecordKind.HOST:
+            hosts[host_key(record)] = record
+        elif kind == RecordKind.POLICY:
             policies[record["domain"]] = record
-        elif kind == "tlsa":
+        elif kind == RecordKind.TLSA:
             tlsa[record["mx_host"]] = record
-        elif kind == "start":
+        elif kind == RecordKind.START:
             starts.append(record)
-        elif kind == "finish":
+        elif kind == RecordKind.FINISH:
             finished_at = record["finished_at"]
 
     domain_rows = sorted(domains.values(), key=lambda r: (r["rank"], r["input"]))
@@ -190,8 +157,8 @@ def make_meta(starts: list[Record], finished_at: str | None, counts: dict[str, A
         "started_at": first.get("started_at"),
         "finished_at": finished_at,
         "runs": len(starts),
-        "tool": {"name": "starttls-survey", "version": _version("starttls-survey")},
-        "versions": library_versions(),
+        "tool": tool_version(),
+        "versions": library_versions(SURVEY_LIBRARIES, openssl=True),
         "resolver": last.get("resolver"),
         "port": options.get("port"),
         "ehlo_name": options.get("ehlo_name"),
@@ -203,64 +170,39 @@ def make_meta(starts: list[Record], finished_at: str | None, counts: dict[str, A
     }
 
 
-def smtp_port_blocked(hosts: pd.DataFrame) -> bool | None:
-    """Whether the hosts look like a network that blocks outbound SMTP (see ``meta``).
+class PortBlocked:
+    """Whether the hosts look like a network that blocks outbound SMTP (see ``meta``), judged
+    one host record at a time.
 
     DNS worked (the hosts have addresses), yet every one of them timed out or refused: a world
     without mail servers is less likely than a firewall between the scanner and all of them.
     """
-    unreachable = {HostStatus.TIMEOUT.value, HostStatus.REFUSED.value}
-    tried = hosts[hosts["ip"].notna() & (hosts["status"] != HostStatus.OPTED_OUT.value)]
-    if len(tried) < BLOCKED_MIN_HOSTS:
-        return None
-    return bool(tried["status"].isin(unreachable).all())
+
+    def __init__(self) -> None:
+        self.tried = 0
+        self.all_unreachable = True
+
+    def add(self, row: Mapping[Any, Any]) -> None:
+        """Count one ``hosts`` row or ``host`` record."""
+        ip, status = row.get("ip"), row.get("status")
+        if not isinstance(ip, str) or not isinstance(status, str):
+            return  # unresolved, or not a finished probe
+        if status == HostStatus.OPTED_OUT.value:
+            return
+        self.tried += 1
+        self.all_unreachable &= status in CONNECTION_FAILED
+
+    @property
+    def verdict(self) -> bool | None:
+        return None if self.tried < BLOCKED_MIN_HOSTS else self.all_unreachable
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def library_versions() -> dict[str, Any]:
-    """Python, the libraries that shape results, and the OpenSSL builds nassl (sslyze) uses."""
-    versions: dict[str, Any] = {"python": platform.python_version()}
-    for dist in ("sslyze", "nassl", "dnspython", "pandas", "pyarrow", "cryptography"):
-        versions[dist] = _version(dist)
-    versions["openssl_nassl"] = _nassl_openssl("_nassl")
-    versions["openssl_nassl_legacy"] = _nassl_openssl("_nassl_legacy")
-    versions["openssl_python_ssl"] = ssl.OPENSSL_VERSION
-    return versions
-
-
-@cache
-def _nassl_openssl(module: str) -> str | None:
-    """The OpenSSL version string built into one of nassl's extension modules.
-
-    nassl exposes no version call, so read the version banner OpenSSL embeds in its binary.
-    """
-    spec = importlib.util.find_spec(f"nassl.{module}")
-    if spec is None or spec.origin is None:
-        return None
-    banner = rb"OpenSSL \d+\.\d+\.\d+[a-z]*\s+\d+ \w+ \d{4}"
-    match = re.search(banner, Path(spec.origin).read_bytes())
-    return match.group().decode() if match else None
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    # Readers never see a half-written table: write beside it, then rename over it.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb") as written:
-            # On disk before the rename, so a crash leaves the old table or the new, never junk.
-            os.fsync(written.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def smtp_port_blocked(hosts: pd.DataFrame) -> bool | None:
+    """:class:`PortBlocked`'s verdict on a ``hosts`` table."""
+    judge = PortBlocked()
+    for row in hosts[["ip", "status"]].to_dict("records"):
+        judge.add(row)
+    return judge.verdict
 
 
 def save_results(results: SurveyResults, out_dir: str | Path) -> Path:
@@ -269,9 +211,12 @@ def save_results(results: SurveyResults, out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for name in TABLES:
         frame = results.table(name)
-        _atomic_write(out / f"{name}.parquet", lambda p, f=frame: f.to_parquet(p, index=False))
-    text = json.dumps(results.meta, indent=2, default=str) + "\n"
-    _atomic_write(out / META_NAME, lambda p: p.write_text(text, encoding="utf-8"))
+
+        def write(path: Path, frame: pd.DataFrame = frame) -> None:
+            frame.to_parquet(path, index=False)
+
+        atomic_write(out / f"{name}.parquet", write)
+    write_json(out / META_NAME, results.meta)
     return out
 
 
@@ -311,4 +256,4 @@ def _read_table(name: str, path: Path) -> pd.DataFrame:
     missing -= LATER_COLUMNS.get(name, frozenset())
     if missing:
         raise ResultsError(f"{path}: missing columns {sorted(missing)}")
-    return _cast(name, frame[column_names(name)])
+    return cast_table(name, frame)

@@ -58,6 +58,26 @@ class HostStatus(StrEnum):
     """The MX host name or its address is on the survey's opt-out list; never contacted."""
 
 
+MAIL_DNS_STATUSES: frozenset[DnsStatus] = frozenset({DnsStatus.MX, DnsStatus.IMPLICIT_MX})
+"""A domain that receives mail at MX hosts, named (``mx``) or implicit (``implicit_mx``)."""
+
+CONNECTION_FAILED: frozenset[HostStatus] = frozenset({HostStatus.TIMEOUT, HostStatus.REFUSED})
+"""No TCP connection could be had, or kept: the host's doing or the network's (a whole survey
+of them is how ``meta.smtp_port_blocked`` recognises a blocked port)."""
+NO_SMTP_SESSION: frozenset[HostStatus] = CONNECTION_FAILED | {HostStatus.UNRESOLVED,
+                                                              HostStatus.SMTP_ERROR}
+"""No SMTP conversation took place (nothing to connect to, no connection, or no greeting or
+EHLO worth the name): a sender moves on to the next MX host, and there is no certificate
+verdict (``webpki_result`` null)."""
+NOT_REACHED: frozenset[HostStatus] = NO_SMTP_SESSION | {HostStatus.OPTED_OUT}
+"""Nothing is known of the host's TLS: no SMTP session, or never contacted (opted out). The
+analysis counts these as not reached."""
+STARTTLS_UNAVAILABLE: frozenset[HostStatus] = frozenset({HostStatus.NO_STARTTLS,
+                                                         HostStatus.STARTTLS_REJECTED})
+"""An SMTP session took place but STARTTLS could not be begun (RFC 8460:
+``starttls-not-supported``)."""
+
+
 class TlsResult(StrEnum):
     """How a TLS session to a mail server would end for a sender that authenticates it.
 
@@ -140,6 +160,18 @@ class TlsaStatus(StrEnum):
     NONE = "none"
     """NXDOMAIN or no TLSA records (denial of existence is not validated)."""
     DNS_ERROR = "dns_error"
+
+
+class Engine(StrEnum):
+    """How TLS is enumerated (``--engine``; ``meta.json`` ``options.engine``)."""
+
+    FULL = "full"
+    """Versions and every accepted suite by iterative removal (about accepted + 1 sessions per
+    version and client)."""
+    VERSIONS = "versions"
+    """Versions only: one session per version; the ``ciphers`` table stays empty."""
+    SSLYZE = "sslyze"
+    """sslyze's own scan: one session per suite it knows (over 500 per host); the cross-check."""
 
 
 @dataclass(frozen=True)
@@ -421,12 +453,18 @@ META_KEYS: dict[str, str] = {
 }
 
 
+def columns(table: str) -> tuple[Column, ...]:
+    """The columns of any table: a survey's (:data:`TABLES`) or ``sessions``
+    (:data:`SESSION_TABLES`)."""
+    return TABLES[table] if table in TABLES else SESSION_TABLES[table]
+
+
 def column_names(table: str) -> list[str]:
-    return [c.name for c in TABLES[table]]
+    return [c.name for c in columns(table)]
 
 
 def dtypes(table: str) -> dict[str, str]:
-    return {c.name: c.dtype for c in TABLES[table]}
+    return {c.name: c.dtype for c in columns(table)}
 
 
 # -- traffic observed on one's own mail server (research.traffic) ------------------------------
@@ -510,8 +548,3 @@ SESSIONS_META_KEYS: dict[str, str] = {
     "options": "`timezone`, `year` and `local_ips` as given.",
     "counts": "Rows of `sessions`, and sessions per direction, TLS version and source.",
 }
-
-
-def session_dtypes(table: str = "sessions") -> dict[str, str]:
-    """pandas dtypes of a table of :data:`SESSION_TABLES`."""
-    return {c.name: c.dtype for c in SESSION_TABLES[table]}

@@ -15,29 +15,27 @@ use, so the survey's peak memory does not depend on how many hosts it scanned.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from research.settings import META_NAME
-from research.store.rawlog import Record, read_records
+from research.store.files import META_NAME, write_json
+from research.store.parquet import BatchWriter
+from research.store.rawlog import parse_line, read_records
+from research.store.records import Record, RecordKind, host_key, kind_marker
 from research.store.results import (
-    BLOCKED_MIN_HOSTS,
+    PortBlocked,
     SurveyResults,
     _read_table,
     build_tables,
     make_meta,
-    make_table,
 )
-from research.store.schema import TABLES, HostStatus, dtypes
+from research.store.schema import TABLES
 
+_HOST_MARKER = kind_marker(RecordKind.HOST)
 HOST_TABLES = ("hosts", "ciphers", "certificates")
 """The tables streamed from host records; the others come from :func:`build_tables`."""
 _HOST_LISTS = {"ciphers": "ciphers", "certificates": "certificates"}
@@ -45,62 +43,6 @@ _HOST_LISTS = {"ciphers": "ciphers", "certificates": "certificates"}
 
 BATCH_ROWS = 500
 """Rows per written batch (a Parquet row group): what the writer holds at most, per table."""
-
-
-def arrow_schema(name: str) -> pa.Schema:
-    """The Arrow schema of table ``name``, list columns typed (an empty batch would say null)."""
-    schema = pa.Schema.from_pandas(make_table(name, []), preserve_index=False)
-    for column, dtype in dtypes(name).items():
-        if dtype == "object":
-            index = schema.get_field_index(column)
-            schema = schema.set(index, pa.field(column, pa.list_(pa.string())))
-    return schema
-
-
-class _TableWriter:
-    """One table's Parquet file, written batch by batch beside its final name, then renamed."""
-
-    def __init__(self, name: str, out: Path) -> None:
-        self.name = name
-        self.path = out / f"{name}.parquet"
-        self.schema = arrow_schema(name)
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{self.path.name}.", suffix=".tmp")
-        os.close(fd)
-        self.tmp = Path(tmp)
-        self.writer = pq.ParquetWriter(self.tmp, self.schema)
-        self.rows: list[dict[str, Any]] = []
-        self.count = 0
-
-    def add(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        if len(self.rows) >= BATCH_ROWS:
-            self.flush()
-
-    def add_frame(self, frame: pd.DataFrame) -> None:
-        """Write a whole table already built (a small one), as one batch."""
-        self.flush()
-        if len(frame):
-            self.writer.write_table(pa.Table.from_pandas(frame, schema=self.schema,
-                                                         preserve_index=False))
-            self.count += len(frame)
-
-    def flush(self) -> None:
-        if not self.rows:
-            return
-        frame = make_table(self.name, self.rows)
-        self.writer.write_table(pa.Table.from_pandas(frame, schema=self.schema,
-                                                     preserve_index=False))
-        self.count += len(self.rows)
-        self.rows = []
-
-    def close(self) -> None:
-        self.flush()
-        self.writer.close()
-        os.replace(self.tmp, self.path)
-
-    def discard(self) -> None:
-        self.writer.close()
-        self.tmp.unlink(missing_ok=True)
 
 
 class _Index:
@@ -113,49 +55,18 @@ class _Index:
             for raw in f:
                 at, offset = offset, offset + len(raw)
                 # Cheap test first: only host records need parsing here.
-                if b'"kind":"host"' not in raw:
+                if _HOST_MARKER not in raw:
                     continue
-                record = _parse(raw)
-                if record is not None and record.get("kind") == "host":
-                    self.hosts[(record["mx_host"], record.get("ip"))] = at
-
-
-class _PortBlocked:
-    """:func:`research.store.results.smtp_port_blocked`, one host at a time."""
-
-    _UNREACHABLE = frozenset({HostStatus.TIMEOUT.value, HostStatus.REFUSED.value})
-
-    def __init__(self) -> None:
-        self.tried = 0
-        self.all_unreachable = True
-
-    def add(self, record: Record) -> None:
-        if record.get("ip") is None or record.get("status") == HostStatus.OPTED_OUT.value:
-            return
-        self.tried += 1
-        self.all_unreachable &= record.get("status") in self._UNREACHABLE
-
-    @property
-    def verdict(self) -> bool | None:
-        return None if self.tried < BLOCKED_MIN_HOSTS else self.all_unreachable
-
-
-def _parse(raw: bytes) -> Record | None:
-    # As research.store.rawlog.read_records: a torn last line or a corrupt one is skipped.
-    if not raw.endswith(b"\n"):
-        return None
-    try:
-        record = json.loads(raw)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
+                record = parse_line(raw)
+                if record is not None and record.get("kind") == RecordKind.HOST:
+                    self.hosts[host_key(record)] = at
 
 
 def _records(log_path: Path, offsets: list[int]) -> Iterator[Record]:
     with log_path.open("rb") as f:
         for offset in offsets:
             f.seek(offset)
-            record = _parse(f.readline())
+            record = parse_line(f.readline())
             assert record is not None, "the index only points at records that parsed"
             yield record
 
@@ -168,10 +79,11 @@ def write_tables(log_path: Path, out_dir: Path) -> StoredResults:
     cannot be read or the directory written.
     """
     index = _Index(log_path)
-    small = build_tables(r for r in read_records(log_path) if r.get("kind") != "host")
-    writers = {name: _TableWriter(name, out_dir) for name in TABLES}
+    small = build_tables(r for r in read_records(log_path) if r.get("kind") != RecordKind.HOST)
+    writers = {name: BatchWriter(name, out_dir / f"{name}.parquet", BATCH_ROWS)
+               for name in TABLES}
     host_status: Counter[str] = Counter()
-    blocked = _PortBlocked()
+    blocked = PortBlocked()
     try:
         for name in TABLES:
             if name not in HOST_TABLES:
@@ -196,13 +108,10 @@ def write_tables(log_path: Path, out_dir: Path) -> StoredResults:
     counts: dict[str, Any] = {name: writers[name].count for name in TABLES}
     counts.update(host_status=dict(host_status),
                   dns_status=dict(Counter(small.domains["dns_status"].dropna())))
-    starts = [r for r in read_records(log_path) if r.get("kind") == "start"]
+    starts = [r for r in read_records(log_path) if r.get("kind") == RecordKind.START]
     meta = make_meta(starts, small.meta["finished_at"], counts, blocked.verdict)
-    text = json.dumps(meta, indent=2, default=str) + "\n"
-    tmp = out_dir / f".{META_NAME}.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out_dir / META_NAME)
-    return StoredResults(out_dir, json.loads(text))
+    path = write_json(out_dir / META_NAME, meta)
+    return StoredResults(out_dir, json.loads(path.read_text(encoding="utf-8")))
 
 
 class StoredResults(SurveyResults):

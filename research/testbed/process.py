@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from research import settings as config
 from research.errors import TestbedError
+from research.settings import SurveySettings
 from research.testbed.ca import write_certificates
 from research.testbed.dnssec_zone import anchor_path
 from research.testbed.runtime import DEFAULT_DNS_HOST, Endpoints, check_loopback
@@ -143,7 +144,7 @@ class Testbed:
     @property
     def dnssec_anchor_path(self) -> Path:
         """The DS record of the signed ``test.`` zone, the trust anchor to validate it with
-        (``run_survey(dnssec_anchor=...)``); removed by :meth:`stop`."""
+        (``--dnssec-anchor``; :meth:`settings` passes it); removed by :meth:`stop`."""
         return anchor_path(self._workdir / "certs")
 
     @property
@@ -168,6 +169,18 @@ class Testbed:
     @property
     def running(self) -> bool:
         return self._finalizer.alive and self._process.poll() is None
+
+    def settings(self, **options: Any) -> SurveySettings:
+        """Survey settings that point at this testbed: its resolver and SMTP port, its CA among
+        the trusted roots, its zone's trust anchor for DNSSEC and its MTA-STS port; ``options``
+        (any :meth:`SurveySettings.build` name) change the rest, or these."""
+        mine: dict[str, Any] = {
+            "resolvers": [self.resolver], "port": self.smtp_port,
+            "trust_ca": self.ca_cert_path, "dnssec_anchor": self.dnssec_anchor_path,
+        }
+        if self.mta_sts_port is not None:
+            mine["mta_sts_port"] = self.mta_sts_port
+        return SurveySettings.build(**{**mine, **options})
 
     def domains(self) -> list[tuple[int, str]]:
         """(rank, domain) in rank order: the domain list to scan."""

@@ -8,42 +8,26 @@ Columns are documented in :mod:`research.store.schema` (``SESSIONS``) and ``data
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from research.errors import ResultsError
-from research.settings import META_NAME
-from research.store.schema import SESSIONS, VERSION_LABELS, session_dtypes
+from research.store.files import META_NAME
+from research.store.frames import cast_table, make_table
+from research.store.parquet import BatchWriter
+from research.store.schema import VERSION_LABELS, column_names
 
 SESSIONS_FILE = "sessions.parquet"
 BATCH_ROWS = 10_000
 """Rows buffered before a batch goes to the Parquet file (bounds the writer's memory)."""
 
 Row = dict[str, Any]
-
-_ARROW_TYPES = {
-    "string": pa.string(),
-    "Int64": pa.int64(),
-    "boolean": pa.bool_(),
-    "Float64": pa.float64(),
-    "datetime64[us, UTC]": pa.timestamp("us", tz="UTC"),
-    "object": pa.list_(pa.string()),
-}
-ARROW_SCHEMA = pa.schema([pa.field(c.name, _ARROW_TYPES[c.dtype]) for c in SESSIONS])
-COLUMNS: tuple[str, ...] = tuple(c.name for c in SESSIONS)
-
 
 def version_label(text: str | None) -> str | None:
     """``TLSv1.2``/``TLS1.2``/``TLSv1``/``SSLv3`` (as OpenSSL, GnuTLS and MTAs log them) →
@@ -89,47 +73,30 @@ class SessionWriter:
     def __init__(self, out_dir: str | Path, batch_rows: int = BATCH_ROWS) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.out_dir / SESSIONS_FILE
-        fd, tmp = tempfile.mkstemp(dir=self.out_dir, prefix=f".{SESSIONS_FILE}.", suffix=".tmp")
-        os.close(fd)
-        self._tmp = Path(tmp)
-        self._writer = pq.ParquetWriter(self._tmp, ARROW_SCHEMA)
-        self._batch: list[Row] = []
-        self._batch_rows = batch_rows
-        self.rows = 0
+        self._table = BatchWriter("sessions", self.out_dir / SESSIONS_FILE, batch_rows)
+        self.path = self._table.path
         self.counts: dict[str, Counter[str]] = {"direction": Counter(), "tls_version": Counter(),
                                                 "source": Counter()}
 
+    @property
+    def rows(self) -> int:
+        return self._table.count
+
     def write(self, row: Row) -> None:
-        self._batch.append(row)
-        self.rows += 1
+        self._table.add(row)
         for key, counter in self.counts.items():
             counter[str(row.get(key) or "none")] += 1
-        if len(self._batch) >= self._batch_rows:
-            self._flush()
 
     def write_all(self, rows: Iterable[Row]) -> None:
         for row in rows:
             self.write(row)
 
-    def _flush(self) -> None:
-        if self._batch:
-            columns = {name: [r.get(name) for r in self._batch] for name in COLUMNS}
-            for name in ("offered_versions", "offered_ciphers"):
-                columns[name] = [list(v or []) for v in columns[name]]
-            self._writer.write_table(pa.table(columns, schema=ARROW_SCHEMA))
-            self._batch.clear()
-
     def close(self) -> Path:
         """Write what is buffered, close the file and move it into place."""
-        self._flush()
-        self._writer.close()
-        os.replace(self._tmp, self.path)
-        return self.path
+        return self._table.close()
 
     def abort(self) -> None:
-        self._writer.close()
-        self._tmp.unlink(missing_ok=True)
+        self._table.discard()
 
     def __enter__(self) -> SessionWriter:
         return self
@@ -141,65 +108,14 @@ class SessionWriter:
             self.abort()
 
 
-def write_meta(out_dir: str | Path, meta: dict[str, Any]) -> Path:
-    """Write ``meta.json`` into ``out_dir`` atomically."""
-    path = Path(out_dir) / META_NAME
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{META_NAME}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(meta, indent=2, default=str) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def library_versions() -> dict[str, str | None]:
-    import platform
-
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for dist in ("pandas", "pyarrow", "dpkt"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    return versions
-
-
-def tool_version() -> dict[str, str | None]:
-    try:
-        version: str | None = metadata.version("starttls-survey")
-    except metadata.PackageNotFoundError:
-        version = None
-    return {"name": "starttls-survey", "version": version}
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
 def sessions_frame(rows: Iterable[Row]) -> pd.DataFrame:
     """A ``sessions`` DataFrame (schema columns and dtypes) from rows held in memory."""
-    table = pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows],
-                                 schema=ARROW_SCHEMA)
-    return cast_sessions(table.to_pandas())
+    return make_table("sessions", rows)
 
 
 def cast_sessions(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with exactly the ``sessions`` columns, in order, cast to their dtypes."""
-    out = pd.DataFrame(index=frame.index)
-    for name, dtype in session_dtypes().items():
-        values = frame[name] if name in frame.columns else pd.Series(None, index=frame.index,
-                                                                      dtype="object")
-        if dtype == "object":
-            out[name] = values.map(lambda v: [] if v is None or v is pd.NA else list(v))
-        elif dtype.startswith("datetime"):
-            out[name] = pd.to_datetime(values, utc=True).astype(
-                pd.api.types.pandas_dtype(dtype))
-        else:
-            out[name] = values.astype(pd.api.types.pandas_dtype(dtype))
-    return out.reset_index(drop=True)
+    return cast_table("sessions", frame)
 
 
 def load_sessions(path: str | Path) -> pd.DataFrame:
@@ -217,7 +133,7 @@ def load_sessions(path: str | Path) -> pd.DataFrame:
         frame = pd.read_parquet(file)
     except (OSError, ValueError) as exc:
         raise ResultsError(f"{file}: cannot read table ({exc})") from None
-    missing = set(COLUMNS) - set(frame.columns)
+    missing = set(column_names("sessions")) - set(frame.columns)
     if missing:
         raise ResultsError(f"{file}: missing columns {sorted(missing)}")
     return cast_sessions(frame)

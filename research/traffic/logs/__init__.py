@@ -28,7 +28,9 @@ from typing import IO, Any, Protocol, cast
 import pandas as pd
 
 from research.errors import InputError
-from research.settings import DATA_DIR, META_NAME, RESULTS_DIR
+from research.settings import DATA_DIR, RESULTS_DIR
+from research.store.files import META_NAME, write_json
+from research.store.provenance import LOG_LIBRARIES, library_versions, tool_version
 from research.traffic.logs.exim import EximParser
 from research.traffic.logs.lines import Clock, family, frame
 from research.traffic.logs.postfix import PostfixParser
@@ -39,13 +41,9 @@ from research.traffic.sessions import (
     InputStats,
     Row,
     SessionWriter,
-    library_versions,
     load_sessions,
     load_sessions_meta,
-    now_iso,
     sessions_frame,
-    tool_version,
-    write_meta,
 )
 
 __all__ = [
@@ -196,7 +194,7 @@ def write_sessions(paths: Sequence[str | Path], out_dir: str | Path, *,
             raise InputError(f"{f}: no such file")
         detect_kind(f)  # fails early, before anything is written, if unreadable
     Clock(timezone)  # validates the zone name
-    created = now_iso()
+    created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     inputs: list[InputStats] = []
     with SessionWriter(out_dir) as writer:
         for f in files:
@@ -207,13 +205,13 @@ def write_sessions(paths: Sequence[str | Path], out_dir: str | Path, *,
     meta = {
         "created_at": created,
         "tool": tool_version(),
-        "versions": library_versions(),
+        "versions": library_versions(LOG_LIBRARIES),
         "inputs": [st.as_dict() for st in inputs],
         "options": {"timezone": timezone, "year": year, "local_ips": list(local_ips)},
         "counts": {"sessions": writer.rows,
                    **{k: dict(v) for k, v in writer.counts.items()}},
     }
-    write_meta(out_dir, meta)
+    write_json(Path(out_dir) / META_NAME, meta)
     return meta
 
 

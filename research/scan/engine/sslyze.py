@@ -1,4 +1,5 @@
-"""TLS enumeration over SMTP STARTTLS with sslyze: versions, accepted suites, leaf certificate.
+"""sslyze's own scan over SMTP STARTTLS (``--engine sslyze``, the cross-check): versions,
+accepted suites, leaf certificate.
 
 Only the cipher-suite and certificate scan commands run. sslyze's early-data check in particular
 is never used: it writes an HTTP request into the SMTP session.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from traceback import TracebackException
 
@@ -31,64 +31,23 @@ from sslyze import (
     ServerScanStatusEnum,
 )
 
-from research.policy.certs import CertSummary, summarise
-from research.policy.ciphers import traits
-from research.settings import DEFAULT_CONCURRENCY, DEFAULT_EHLO_NAME, DEFAULT_PER_HOST_CONNECTIONS
+from research.policy.certs import summarise
+from research.scan.engine.result import TlsScan, TlsTarget, accepted_cipher
+from research.settings import ProbeSettings
 from research.store.schema import TLS_VERSIONS
 
 _CIPHER_COMMANDS = {v.column: ScanCommand(f"{v.column}_cipher_suites") for v in TLS_VERSIONS}
 
 
-@dataclass(frozen=True)
-class TlsTarget:
-    mx_host: str
-    ip: str
-    port: int
+def scan_tls(targets: Sequence[TlsTarget], settings: ProbeSettings, *,
+             concurrency: int) -> Iterator[TlsScan]:
+    """Enumerate versions, suites and the certificate of every target, yielding each as it
+    finishes.
 
-
-@dataclass(frozen=True)
-class AcceptedCipher:
-    tls_version: str
-    """Version label, e.g. ``TLS 1.2``."""
-    cipher: str
-    """IANA name."""
-    key_exchange: str
-    forward_secrecy: bool
-    aead: bool
-    anonymous: bool
-    key_bits: int
-
-
-@dataclass
-class TlsScan:
-    """sslyze's findings for one target. ``versions`` maps version columns to accepted (or None)."""
-
-    target: TlsTarget
-    connected: bool = False
-    """Whether sslyze completed at least one handshake (its connectivity test)."""
-    versions: dict[str, bool | None] = field(default_factory=dict)
-    ciphers: list[AcceptedCipher] = field(default_factory=list)
-    certificate: CertSummary | None = None
-    trusted_mozilla: bool | None = None
-    chain: list[bytes] = field(default_factory=list)
-    """The certificate chain as the server presented it (DER, leaf first)."""
-    errors: list[str] = field(default_factory=list)
-
-
-def scan_tls(
-    targets: Sequence[TlsTarget],
-    *,
-    ehlo_name: str = DEFAULT_EHLO_NAME,
-    timeout: float = 10.0,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    per_host_connections: int = DEFAULT_PER_HOST_CONNECTIONS,
-    trust_ca: Path | None = None,
-) -> Iterator[TlsScan]:
-    """Enumerate versions, suites and the certificate of every target, yielding each as it finishes.
-
-    ``per_host_connections`` caps simultaneous connections to one target; ``concurrency`` caps
-    targets scanned at once. ``trust_ca`` adds a PEM file of extra roots for the certificate
-    check. Never raises for server failures: they are in :attr:`TlsScan.errors`.
+    ``settings.per_host_connections`` caps simultaneous connections to one target;
+    ``concurrency`` caps targets scanned at once. ``settings.trust_ca`` adds a PEM file of extra
+    roots for the certificate check. Never raises for server failures: they are in
+    :attr:`TlsScan.errors`.
     """
     if not targets:
         return
@@ -96,10 +55,10 @@ def scan_tls(
         (t.mx_host, t.ip, t.port): t for t in targets
     }
     scanner = Scanner(
-        per_server_concurrent_connections_limit=per_host_connections,
+        per_server_concurrent_connections_limit=settings.per_host_connections,
         concurrent_server_scans_limit=concurrency,
     )
-    scanner.queue_scans([_request(t, ehlo_name, timeout, trust_ca) for t in targets])
+    scanner.queue_scans([_request(t, settings) for t in targets])
     # sslyze's bundled Mozilla store holds a root with a negative serial number; cryptography
     # warns about it on every load, which says nothing about the hosts being scanned.
     warnings.filterwarnings("ignore", message="Parsed a serial number which wasn't positive")
@@ -109,13 +68,11 @@ def scan_tls(
         yield _interpret(target, server_result)
 
 
-def _request(
-    target: TlsTarget, ehlo_name: str, timeout: float, trust_ca: Path | None
-) -> ServerScanRequest:
+def _request(target: TlsTarget, settings: ProbeSettings) -> ServerScanRequest:
     extra = ScanCommandsExtraArguments()
-    if trust_ca is not None:
+    if settings.trust_ca is not None:
         extra = ScanCommandsExtraArguments(
-            certificate_info=CertificateInfoExtraArgument(custom_ca_file=trust_ca)
+            certificate_info=CertificateInfoExtraArgument(custom_ca_file=Path(settings.trust_ca))
         )
     return ServerScanRequest(
         server_location=ServerNetworkLocation(
@@ -124,8 +81,8 @@ def _request(
         network_configuration=ServerNetworkConfiguration(
             tls_server_name_indication=target.mx_host,
             tls_opportunistic_encryption=ProtocolWithOpportunisticTlsEnum.SMTP,
-            smtp_ehlo_hostname=ehlo_name,
-            network_timeout=max(1, round(timeout)),
+            smtp_ehlo_hostname=settings.ehlo_name,
+            network_timeout=max(1, round(settings.timeout)),
             network_max_retries=2,
         ),
         scan_commands={*_CIPHER_COMMANDS.values(), ScanCommand.CERTIFICATE_INFO},
@@ -149,18 +106,10 @@ def _interpret(target: TlsTarget, result: ServerScanResult) -> TlsScan:
         scan.versions[version.column] = bool(suites.accepted_cipher_suites)
         for accepted in suites.accepted_cipher_suites:
             suite = accepted.cipher_suite
-            found = traits(suite.name, tls13_group=_group_family(accepted.ephemeral_key))
-            scan.ciphers.append(
-                AcceptedCipher(
-                    tls_version=version.label,
-                    cipher=suite.name,
-                    key_exchange=found.key_exchange,
-                    forward_secrecy=found.forward_secrecy,
-                    aead=found.aead,
-                    anonymous=found.anonymous or suite.is_anonymous,
-                    key_bits=suite.key_size,
-                )
-            )
+            scan.ciphers.append(accepted_cipher(
+                version.label, suite.name, key_bits=suite.key_size,
+                anonymous=suite.is_anonymous,
+                group_family=_group_family(accepted.ephemeral_key)))
     cert_info = _completed(attempts.certificate_info, scan.errors, "certificate")
     if isinstance(cert_info, CertificateInfoScanResult) and cert_info.certificate_deployments:
         deployment = cert_info.certificate_deployments[0]
