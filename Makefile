@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck pytest report testbed bench clean
+.PHONY: install demo test test-fast lint typecheck pytest report testbed bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,18 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/starttls-survey demo
 
-## Lint, type-check and run every test (including the notebooks, against the testbed).
+## Lint, check the layers' imports, type-check and run every test (the notebooks and the
+## integration tests against the testbed included).
 test: lint typecheck pytest
 
+## The fast loop: unit tests only, no testbed, no real-time waits (under a minute).
+test-fast: $(STAMP)
+	$(BIN)/ruff check research tests benchmarks tools
+	$(BIN)/pytest -q -m "not testbed and not slow"
+
 lint: $(STAMP)
-	$(BIN)/ruff check research tests benchmarks
+	$(BIN)/ruff check research tests benchmarks tools
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

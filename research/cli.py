@@ -329,7 +329,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _logs(args: argparse.Namespace) -> int:
     from research.errors import InputError
-    from research.traffic.logs import write_sessions
+    from research.traffic.reader import write_sessions
 
     try:
         meta = write_sessions(args.files, args.out, timezone=args.timezone, year=args.year,

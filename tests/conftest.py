@@ -1,4 +1,11 @@
-"""Shared fixtures: the shipped testbed scenarios, started once per test session."""
+"""Shared fixtures: the shipped testbed scenarios, started once per test session.
+
+Every test that starts loopback servers, or uses a fixture that does, carries the ``testbed``
+marker, so ``pytest -m "not testbed"`` is the fast loop of unit tests. Tests that use the
+fixtures below are marked automatically; a test that starts a testbed itself must say so with
+``@pytest.mark.testbed`` (or ``pytestmark``), and one that does not is failed, so the fast loop
+never starts a server.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +13,52 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from scanning import TimedScan, cli_scan
+from support.scanning import TimedScan, cli_scan
 
 from research.store.results import load_results
 from research.testbed import Testbed
+
+TESTBED_FIXTURES = frozenset({
+    "isc_testbed", "cases_testbed", "hostile_testbed", "enforcement_testbed", "blocked_testbed",
+    "mta_testbed", "hostile_scan", "enforcement_survey", "postfix_run",
+})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if TESTBED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.testbed)
+
+
+_current: list[pytest.Item] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    # Fixtures of any scope are set up here, so a module-scoped one that starts a testbed is
+    # caught too.
+    _current[:] = [item]
+    yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _testbed_only_when_marked() -> Iterator[None]:
+    """A test not marked ``testbed`` cannot start one: the fast loop stays fast and honest."""
+    start = Testbed.start.__func__  # type: ignore[attr-defined]
+
+    def guarded(cls: type[Testbed], *args: Any, **kwargs: Any) -> Testbed:
+        item = _current[0] if _current else None
+        if item is not None and item.get_closest_marker("testbed") is None:
+            raise AssertionError(f"{item.nodeid} starts a testbed: mark it "
+                                 "@pytest.mark.testbed")
+        return start(cls, *args, **kwargs)  # type: ignore[no-any-return]
+
+    Testbed.start = classmethod(guarded)  # type: ignore[assignment, method-assign]
+    yield
+    Testbed.start = classmethod(start)  # type: ignore[assignment, method-assign]
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +151,7 @@ def postfix_run(mta_testbed: Testbed,
     """A real Postfix (Debian's package) relaying the standard workload to the ``mta`` testbed,
     recorded: ``{"log": maillog path, "pcap": tcpdump capture path or None, "pcap_missing":
     why there is no capture}``. Skips (or fails in CI) when Postfix cannot run here."""
-    import postfix_harness
+    from support import postfix_harness
 
     require_tool(postfix_harness.postfix_missing())
     import shutil

@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from groundtruth import assert_domains_match, assert_hosts_match
+from support.groundtruth import assert_domains_match, assert_hosts_match
 
 from research.analysis import domains_lacking_version, domains_without_starttls
 from research.store.results import SurveyResults, load_results
 from research.testbed import load_scenario
+
+pytestmark = pytest.mark.testbed
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
+
+from research.policy.names import is_ip_address
 
 
 @dataclass
@@ -49,16 +50,8 @@ def dns_names(cert: x509.Certificate) -> list[str]:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
         cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        return [str(a.value) for a in cns if not _is_ip(str(a.value))]
+        return [str(a.value) for a in cns if not is_ip_address(str(a.value))]
     return list(ext.value.get_values_for_type(x509.DNSName))
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def summarise(cert: x509.Certificate, host: str) -> CertSummary:

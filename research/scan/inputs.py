@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from research.errors import InputError, InvalidDomainError
+from research.policy.names import is_ip_address
 
 MAX_NAME_LENGTH = 253
 MAX_LABEL_LENGTH = 63
@@ -51,7 +52,7 @@ def normalize_domain(name: str) -> str:
         raise InvalidDomainError("empty domain name")
     if "*" in text:
         raise InvalidDomainError(f"wildcard is not a domain: {name.strip()!r}")
-    if _is_ip_literal(text):
+    if is_ip_address(text):
         raise InvalidDomainError(f"IP literal is not a domain: {name.strip()!r}")
     labels = text.split(".")
     if len(labels) < 2:
@@ -84,17 +85,6 @@ def _to_a_label(label: str, original: str) -> str:
     if ascii_label.startswith("-") or ascii_label.endswith("-"):
         raise InvalidDomainError(f"label starts or ends with '-' in {original.strip()!r}")
     return ascii_label
-
-
-def _is_ip_literal(text: str) -> bool:
-    import ipaddress
-
-    candidate = text.strip("[]")
-    try:
-        ipaddress.ip_address(candidate)
-    except ValueError:
-        return False
-    return True
 
 
 def make_entries(names: Iterable[tuple[str, int]]) -> list[DomainInput]:

@@ -6,12 +6,12 @@ never raised.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 
 import dns.name
 import dns.resolver
 
+from research.policy.names import is_ip_address
 from research.scan.resolver import TemporaryDnsFailure, make_resolver, query
 from research.settings import DNS_RETRIES
 from research.store.schema import DnsStatus
@@ -111,7 +111,7 @@ def resolve_addresses(
     is followed, as mail servers do, and ``canonical`` names where it led. Never raises for DNS
     failures.
     """
-    if _is_ip_literal(host):
+    if is_ip_address(host):
         return HostAddresses(host, [], IP_LITERAL_ERROR)
     resolver = resolver or make_resolver()
     addresses: list[str] = []
@@ -142,11 +142,3 @@ def resolve_addresses(
 
 def _normalise_host(name: dns.name.Name) -> str:
     return name.to_text(omit_final_dot=True).lower()
-
-
-def _is_ip_literal(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name.strip("[]"))
-    except ValueError:
-        return False
-    return True

@@ -136,6 +136,7 @@ from typing import Any, TypeVar
 from research import settings as config
 from research.errors import ScenarioError
 from research.policy.certs import name_matches
+from research.policy.names import is_ip_address
 from research.store.schema import DnsStatus, FetchStatus, HostStatus, RecordStatus, TlsResult
 
 TLD = "test"
@@ -600,7 +601,7 @@ class _Parser:
     def host(self, index: int, raw: Any) -> Host:
         where = f"hosts[{index}]"
         raw = _table(raw, where)
-        if _is_ipv4(raw.get("name")):
+        if is_ip_address(raw.get("name"), version=4):
             return self.ip_literal_host(raw)
         name = _name(raw.get("name"), f"{where}.name")
         where = f"host {name}"
@@ -857,7 +858,7 @@ class _Parser:
         if not (isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], int)
                 and not isinstance(raw[0], bool) and 0 <= raw[0] <= 65535):
             raise _Invalid(f"{where}: each mx entry must be [preference 0-65535, \"host name\"]")
-        if _is_ipv4(raw[1]):
+        if is_ip_address(raw[1], version=4):
             return raw[0], str(ipaddress.IPv4Address(raw[1]))
         return raw[0], _name(raw[1], f"{where}: mx host")
 
@@ -1041,16 +1042,6 @@ def _name(raw: Any, where: str) -> str:
     if len(name) > 253 or not _NAME_RE.fullmatch(name):
         raise _Invalid(f"{where} {raw!r} is not a host name under .{TLD}")
     return name
-
-
-def _is_ipv4(raw: Any) -> bool:
-    if not isinstance(raw, str):
-        return False
-    try:
-        ipaddress.IPv4Address(raw)
-    except ValueError:
-        return False
-    return True
 
 
 def _address(raw: Any, where: str) -> str:

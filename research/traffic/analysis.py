@@ -1,6 +1,6 @@
 """Your own mail server's traffic: what its real peers negotiate, and what a policy would break.
 
-Pure functions of a ``sessions`` table (:mod:`research.traffic.logs`, :mod:`research.traffic.pcap`).
+Pure functions of a ``sessions`` table (:mod:`research.traffic.reader`).
 The unit is named in every output: a *session* (one row), or a *peer*: for outbound sessions the
 recipient's mail domain where the log names it (that is what a sender's policy loses), else the
 peer's provider (registrable domain of its host name), else its address; for inbound sessions the

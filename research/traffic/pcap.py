@@ -28,9 +28,8 @@ import dpkt
 from dpkt import ssl_ciphersuites
 
 from research.store.schema import VERSION_BY_LABEL, Direction
-from research.traffic.logs.base import MAX_OPEN, Peer, session_row
-from research.traffic.logs.names import cipher_bits
-from research.traffic.sessions import InputStats, Row
+from research.traffic.names import cipher_bits
+from research.traffic.sessions import MAX_OPEN, InputStats, Peer, Row, session_row
 
 SOURCE = "pcap"
 STREAM_LIMIT = 64 * 1024

@@ -8,6 +8,7 @@ Columns are documented in :mod:`research.store.schema` (``SESSIONS``) and ``data
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Iterable
@@ -21,13 +22,19 @@ from research.errors import ResultsError
 from research.store.files import META_NAME
 from research.store.frames import cast_table, make_table
 from research.store.parquet import BatchWriter
-from research.store.schema import VERSION_LABELS, column_names
+from research.store.schema import VERSION_LABELS, Direction, column_names
+from research.traffic.names import cipher_bits, iana_cipher, peer_domain
 
 SESSIONS_FILE = "sessions.parquet"
 BATCH_ROWS = 10_000
 """Rows buffered before a batch goes to the Parquet file (bounds the writer's memory)."""
 
 Row = dict[str, Any]
+
+MAX_OPEN = 10_000
+"""Most processes tracked at once; the oldest is forgotten beyond this, so state stays bounded
+however long the log (an MTA runs far fewer processes at a time: Postfix's default process
+limit is 100)."""
 
 def version_label(text: str | None) -> str | None:
     """``TLSv1.2``/``TLS1.2``/``TLSv1``/``SSLv3`` (as OpenSSL, GnuTLS and MTAs log them) →
@@ -43,6 +50,49 @@ def version_label(text: str | None) -> str | None:
             label = f"{proto} {number}"
             return label if label in VERSION_LABELS else None
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Tls:
+    """What a log line says about a negotiated TLS session."""
+
+    version: str | None
+    cipher: str | None
+    bits: int | None
+    verification: str | None
+
+    @classmethod
+    def from_logged(cls, version: str, cipher: str, bits: str | int | None,
+                    verification: str | None) -> Tls:
+        label = version_label(version)
+        name = iana_cipher(cipher, label)
+        number = int(bits) if bits not in (None, "") else cipher_bits(name)
+        return cls(label, name, number, verification)
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    host: str | None
+    ip: str | None
+    port: int | None = None
+
+
+def session_row(*, source: str, file: str, line: int, time: dt.datetime | None,
+                direction: Direction | None, peer: Peer, tls: Tls | None,
+                mail_domain: str | None = None, attempted: bool = False) -> Row:
+    """One ``sessions`` row (see :data:`research.store.schema.SESSIONS`); ``attempted``: a STARTTLS
+    whose handshake failed was logged."""
+    return {
+        "time": time, "source": source, "file": file, "line": line,
+        "direction": direction.value if direction else None,
+        "peer_host": peer.host, "peer_ip": peer.ip, "peer_port": peer.port,
+        "peer_domain": peer_domain(peer.host), "mail_domain": mail_domain,
+        "tls": tls is not None, "starttls_offered": None,
+        "starttls_used": True if tls is not None or attempted else None,
+        "tls_version": tls.version if tls else None, "cipher": tls.cipher if tls else None,
+        "bits": tls.bits if tls else None, "verification": tls.verification if tls else None,
+        "offered_versions": [], "offered_ciphers": [],
+    }
 
 
 @dataclass

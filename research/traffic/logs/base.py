@@ -1,5 +1,5 @@
-"""What the MTA parsers share: the TLS facts of a line, session rows, and the bookkeeping that
-ties a client-side TLS line to the delivery that used the connection."""
+"""What the MTA parsers share: the bookkeeping that ties a client-side TLS line to the delivery
+that used the connection, in bounded memory."""
 
 from __future__ import annotations
 
@@ -9,13 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from research.store.schema import Direction
-from research.traffic.logs.names import cipher_bits, iana_cipher, peer_domain
-from research.traffic.sessions import Row, version_label
-
-MAX_OPEN = 10_000
-"""Most processes tracked at once; the oldest is forgotten beyond this, so state stays bounded
-however long the log (an MTA runs far fewer processes at a time: Postfix's default process
-limit is 100)."""
+from research.traffic.sessions import MAX_OPEN, Peer, Row, Tls, session_row
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -33,49 +27,6 @@ class Bounded(OrderedDict[K, V], Generic[K, V]):
         self.move_to_end(key)
         while len(self) > self.limit:
             self.popitem(last=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Tls:
-    """What a log line says about a negotiated TLS session."""
-
-    version: str | None
-    cipher: str | None
-    bits: int | None
-    verification: str | None
-
-    @classmethod
-    def from_logged(cls, version: str, cipher: str, bits: str | int | None,
-                    verification: str | None) -> Tls:
-        label = version_label(version)
-        name = iana_cipher(cipher, label)
-        number = int(bits) if bits not in (None, "") else cipher_bits(name)
-        return cls(label, name, number, verification)
-
-
-@dataclass(frozen=True, slots=True)
-class Peer:
-    host: str | None
-    ip: str | None
-    port: int | None = None
-
-
-def session_row(*, source: str, file: str, line: int, time: dt.datetime | None,
-                direction: Direction | None, peer: Peer, tls: Tls | None,
-                mail_domain: str | None = None, attempted: bool = False) -> Row:
-    """One ``sessions`` row (see :data:`research.store.schema.SESSIONS`); ``attempted``: a STARTTLS
-    whose handshake failed was logged."""
-    return {
-        "time": time, "source": source, "file": file, "line": line,
-        "direction": direction.value if direction else None,
-        "peer_host": peer.host, "peer_ip": peer.ip, "peer_port": peer.port,
-        "peer_domain": peer_domain(peer.host), "mail_domain": mail_domain,
-        "tls": tls is not None, "starttls_offered": None,
-        "starttls_used": True if tls is not None or attempted else None,
-        "tls_version": tls.version if tls else None, "cipher": tls.cipher if tls else None,
-        "bits": tls.bits if tls else None, "verification": tls.verification if tls else None,
-        "offered_versions": [], "offered_ciphers": [],
-    }
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ Exim logs no line per connection by default, so a row is one message received fr
 a connection carrying several messages gives several rows. ``->`` lines (more recipients of the
 same delivery, over the same connection) add none. Without ``X=`` the message or delivery went
 in clear text. ``X=`` is ``VERSION:CIPHER:BITS`` in the TLS library's own names (OpenSSL or
-GnuTLS; see :func:`research.traffic.logs.names.iana_cipher`).
+GnuTLS; see :func:`research.traffic.names.iana_cipher`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import re
 from research.store.schema import Direction, Verification
 from research.traffic.logs.base import Peer, Tls, session_row
 from research.traffic.logs.lines import Line
-from research.traffic.logs.names import mail_domain, split_peer
+from research.traffic.names import mail_domain, split_peer
 from research.traffic.sessions import Row
 
 SOURCE = "exim"

@@ -35,7 +35,7 @@ import re
 from research.store.schema import Direction, Verification
 from research.traffic.logs.base import Bounded, ClientConnections, Peer, Tls, session_row
 from research.traffic.logs.lines import Line
-from research.traffic.logs.names import mail_domain, split_peer
+from research.traffic.names import mail_domain, split_peer
 from research.traffic.sessions import Row
 
 SOURCE = "postfix"
