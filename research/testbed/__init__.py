@@ -1,6 +1,6 @@
 """A testbed of real DNS and SMTP servers on loopback, reproducing known mail-server behaviours.
 
-A scenario file (``data/testbed/NAME.toml``, see :mod:`research.testbed.scenario`) describes
+A scenario file (``data/testbed/NAME.toml``, format in ``data/testbed/README.md``) describes
 domains, their MX hosts and how each host behaves, with the ground truth a scan must find::
 
     from research.testbed import Testbed
