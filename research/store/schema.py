@@ -849,7 +849,6 @@ class Readiness(StrEnum):
     """The domain's DNS gave no MX hosts (or ``mx`` has none)."""
 
 
-
 # -- traffic observed on one's own mail server (research.traffic) ------------------------------
 
 
@@ -878,7 +877,6 @@ class Verification(StrEnum):
     ``CV=no``)."""
     ANONYMOUS = "anonymous"
     """The peer presented no certificate (Postfix ``Anonymous``, Sendmail ``verify=NO``/``NOT``)."""
-
 
 
 class SessionSource(StrEnum):
