@@ -1,7 +1,8 @@
 """Charts of a mail server's own traffic (the ``sessions`` table). Each returns a Figure.
 
-Same conventions as :mod:`research.plots`: object API only, one style, counts on the bars, and a
-caption naming the unit and the period the sessions cover.
+Same conventions and helpers as :mod:`research.plots` (:mod:`research.plots.style`): object API
+only, one style, counts on the bars, and a caption naming the unit and the period the sessions
+cover.
 """
 
 from __future__ import annotations
