@@ -52,6 +52,8 @@ from research.analysis.enforcement import (
     readiness_summary,
 )
 from research.analysis.headline import (
+    UNIT_DOMAIN,
+    UNIT_HOST,
     UNITS,
     diary_summary,
     domains_lacking_version,
@@ -82,6 +84,8 @@ __all__ = [
     "SUITE_CLASSES",
     "UNITS",
     "UNIT_BY_VIEW",
+    "UNIT_DOMAIN",
+    "UNIT_HOST",
     "VIEWS",
     "WEAKNESSES",
     "AnalysisError",

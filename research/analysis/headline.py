@@ -31,6 +31,10 @@ from research.store.schema import (
 
 UNITS: tuple[Unit, ...] = (Unit.DOMAIN, *UNIT_BY_VIEW.values(), Unit.MX_HOST)
 """Every ``unit`` value of :func:`headline`, in display order."""
+UNIT_DOMAIN = Unit.DOMAIN
+UNIT_HOST = Unit.MX_HOST
+"""The first and last of :data:`UNITS` under the names ``research.analysis`` has always
+exported them by (the package itself spells them :class:`~research.store.schema.Unit`)."""
 
 HEADLINE_COLUMNS = ["metric", "unit", "count", "total", "share"]
 
