@@ -35,12 +35,11 @@ from research.analysis import (
     scan_date,
     weak_suites,
 )
-from research.analysis.core import CATEGORIES, MAIL_DNS_STATUSES
-from research.analysis.headline import UNIT_BY_VIEW, UNIT_HOST
+from research.analysis.core import CATEGORIES
 from research.analysis.policy import default_policies
 from research.plots import all_figures, figure_png, save_figure
 from research.store.results import SurveyResults
-from research.store.schema import META_KEYS
+from research.store.schema import MAIL_DNS_STATUSES, META_KEYS, Unit
 
 REPORT_NAME = "report.html"
 FIGURES_DIR = "figures"
@@ -266,13 +265,12 @@ def _narrative(results: SurveyResults, t: _Tables) -> list[str]:
     mail = int(d["dns_status"].isin(MAIL_DNS_STATUSES).fillna(False).sum())
     counts = d["category"].value_counts()
     dead = {c: int(counts.get(c, 0)) for c in CATEGORIES[4:] if counts.get(c, 0)}
-    any_view, all_view = UNIT_BY_VIEW["any"], UNIT_BY_VIEW["all"]
     starttls = "STARTTLS (TLS handshake succeeds)"
-    s_any, _ = _cell(t.headline, starttls, any_view)
-    s_all, _ = _cell(t.headline, starttls, all_view)
-    h_tls, h_total = _cell(t.headline, starttls, UNIT_HOST)
-    h_12, _ = _cell(t.headline, "accepts TLS 1.2", UNIT_HOST)
-    h_13, _ = _cell(t.headline, "accepts TLS 1.3", UNIT_HOST)
+    s_any, _ = _cell(t.headline, starttls, Unit.DOMAIN_ANY)
+    s_all, _ = _cell(t.headline, starttls, Unit.DOMAIN_ALL)
+    h_tls, h_total = _cell(t.headline, starttls, Unit.MX_HOST)
+    h_12, _ = _cell(t.headline, "accepts TLS 1.2", Unit.MX_HOST)
+    h_13, _ = _cell(t.headline, "accepts TLS 1.3", Unit.MX_HOST)
     paragraphs = [
         f"{n} domains were surveyed" + (f" on {date}" if date else "") + f". {mail} have MX "
         "hosts (MX records or an implicit MX). "
@@ -312,15 +310,15 @@ def _policy_sentence(sweep: pd.DataFrame, n: int) -> str:
 
 _DEFINITIONS = [
     ("(MX host, IP)", "one scanned address of an MX host: one row of the hosts table."),
-    ("MX host", "a unique MX host name, counted once however many domains use it. It has a "
+    (Unit.MX_HOST, "a unique MX host name, counted once however many domains use it. It has a "
      "property (STARTTLS, a TLS version, a matching certificate) only if every scanned IP of "
      "it has it; an IP that could not be reached has none. 'Reached' means at least one IP "
      "answered SMTP."),
-    ("domain (all MX hosts)", "a domain with MX hosts, counted when every MX host has the "
+    (Unit.DOMAIN_ALL, "a domain with MX hosts, counted when every MX host has the "
      "property."),
-    ("domain (any MX host)", "counted when at least one MX host has it."),
-    ("domain (preferred MX)", "counted when every host at the lowest MX preference has it."),
-    ("domain", "every input domain, including those without MX hosts (null MX, NXDOMAIN, DNS "
+    (Unit.DOMAIN_ANY, "counted when at least one MX host has it."),
+    (Unit.DOMAIN_PREFERRED, "counted when every host at the lowest MX preference has it."),
+    (Unit.DOMAIN, "every input domain, including those without MX hosts (null MX, NXDOMAIN, DNS "
      "error, invalid name): their category says why."),
     ("STARTTLS", "the server advertised STARTTLS and a TLS handshake succeeded ('STARTTLS "
      "advertised' counts the advertisement alone)."),

@@ -2,6 +2,8 @@
 
 No I/O. Every output names its unit of analysis (MX host, domain and which view of its MX set);
 :mod:`research.analysis.core` explains how IPs are combined into hosts and hosts into domains.
+The vocabularies of the outputs (units, views, categories, verdicts, readiness) are the enums of
+:mod:`research.store.schema`.
 
 * :mod:`~research.analysis.core` — per-host and per-domain verdicts, domain categories.
 * :mod:`~research.analysis.headline` — the headline table and the 2019 diary's summary.
@@ -50,7 +52,6 @@ from research.analysis.enforcement import (
     readiness_summary,
 )
 from research.analysis.headline import (
-    UNIT_BY_VIEW,
     UNIT_DOMAIN,
     UNIT_HOST,
     UNITS,
@@ -71,6 +72,7 @@ from research.analysis.policy import (
 )
 from research.analysis.summary import format_summary
 from research.policy.ciphers import WEAKNESSES, classify_cipher, is_weak_cipher
+from research.store.schema import UNIT_BY_VIEW
 
 __all__ = [
     "BASELINE_LABEL",

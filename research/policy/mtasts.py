@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from research.policy.txtrecord import select_record
-from research.store.schema import RecordStatus
+from research.store.schema import RecordStatus, StsMode
 
 VERSION = "v=STSv1"
 PREFIX = "_mta-sts"
@@ -28,13 +28,13 @@ MAX_POLICY_BYTES = 64 * 1024
 """RFC 8461 §3.3: senders may refuse larger policies; this is the size they must accept."""
 MAX_AGE_LIMIT = 31_557_600
 """RFC 8461 §3.2: ``max_age`` is at most about one year."""
-MODES = ("enforce", "testing", "none")
 
 _ID = re.compile(r"[A-Za-z0-9]{1,32}")
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _MX_PATTERN = re.compile(rf"(?:\*\.)?{_LABEL}(?:\.{_LABEL})+\.?")
 _SINGLE = ("version", "mode", "max_age")
+_MODES = frozenset(StsMode)
 
 
 def policy_host(domain: str) -> str:
@@ -78,7 +78,7 @@ def parse_sts_record(records: list[str]) -> StsRecord:
 class StsPolicy:
     valid: bool
     error: str | None = None
-    mode: str | None = None
+    mode: StsMode | None = None
     max_age: int | None = None
     mx: list[str] = field(default_factory=list)
 
@@ -114,12 +114,12 @@ def parse_policy(text: str) -> StsPolicy:
         return StsPolicy(False, f"no {missing[0]} field")
     if seen["version"] != "STSv1":
         return StsPolicy(False, f"version {seen['version']!r} is not STSv1")
-    mode = seen["mode"]
-    if mode not in MODES:
-        return StsPolicy(False, f"mode {mode!r} is not enforce, testing or none")
+    if seen["mode"] not in _MODES:
+        return StsPolicy(False, f"mode {seen['mode']!r} is not enforce, testing or none")
+    mode = StsMode(seen["mode"])
     if not re.fullmatch(r"\d{1,10}", seen["max_age"]) or int(seen["max_age"]) > MAX_AGE_LIMIT:
         return StsPolicy(False, f"max_age {seen['max_age']!r} is not 0-{MAX_AGE_LIMIT}")
-    if not mx and mode != "none":
+    if not mx and mode != StsMode.NONE:
         return StsPolicy(False, f"mode {mode} without an mx field")
     return StsPolicy(True, None, mode, int(seen["max_age"]), mx)
 

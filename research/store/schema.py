@@ -88,18 +88,39 @@ class TlsResult(StrEnum):
     OK = "ok"
     """Not an RFC 8460 type: the session would succeed."""
     STARTTLS_NOT_SUPPORTED = "starttls-not-supported"
+    """The host does not advertise STARTTLS, or refuses the command."""
     CERTIFICATE_HOST_MISMATCH = "certificate-host-mismatch"
+    """The certificate is not valid for the MX host name (RFC 6125 rules)."""
     CERTIFICATE_EXPIRED = "certificate-expired"
     """Expired or not yet valid (RFC 8460 uses the one type for both)."""
     CERTIFICATE_NOT_TRUSTED = "certificate-not-trusted"
+    """The chain leads to no root of the trust store (self-signed, an unknown CA)."""
     VALIDATION_FAILURE = "validation-failure"
     """Any other failure: a TLS handshake that fails, a chain that breaks WebPKI rules."""
     TLSA_INVALID = "tlsa-invalid"
+    """DANE: the presented chain matches none of the usable TLSA records."""
     DNSSEC_INVALID = "dnssec-invalid"
+    """DANE: the MX or TLSA records fail DNSSEC validation (a failed TLSA lookup under a
+    secure MX RRset counts as such)."""
     DANE_REQUIRED = "dane-required"
+    """DANE: the sender requires DANE, but the MX host has no DNSSEC-validated TLSA records
+    (not produced by the analysis, which models senders that apply DANE where it is
+    published)."""
     STS_POLICY_FETCH_ERROR = "sts-policy-fetch-error"
+    """MTA-STS: a valid record, but the policy could not be fetched (RFC 8461 §3.3)."""
     STS_POLICY_INVALID = "sts-policy-invalid"
+    """MTA-STS: the fetched policy breaks the RFC 8461 §3.2 syntax."""
     STS_WEBPKI_INVALID = "sts-webpki-invalid"
+    """MTA-STS: the policy host's certificate is not valid (untrusted, expired, wrong name)."""
+
+
+WEBPKI_FAILURES: tuple[TlsResult, ...] = (
+    TlsResult.STARTTLS_NOT_SUPPORTED, TlsResult.CERTIFICATE_NOT_TRUSTED,
+    TlsResult.CERTIFICATE_EXPIRED, TlsResult.CERTIFICATE_HOST_MISMATCH,
+    TlsResult.VALIDATION_FAILURE)
+"""How a sender requiring authenticated TLS to the MX host name (RFC 8461 §4.1) can fail: the
+values of ``hosts.webpki_result`` besides ``ok``, most basic first (an MX host whose IPs fail
+in several ways reports the first)."""
 
 
 class RecordStatus(StrEnum):
@@ -108,6 +129,7 @@ class RecordStatus(StrEnum):
     NONE = "none"
     """No record of this kind (no TXT record starting with the version tag)."""
     VALID = "valid"
+    """Exactly one record of this kind, and it keeps the syntax."""
     INVALID = "invalid"
     """Exactly one record of this kind, but it breaks the syntax; ``*_error`` says how."""
     MULTIPLE = "multiple"
@@ -126,7 +148,9 @@ class FetchStatus(StrEnum):
     NO_ADDRESS = "no_address"
     """The policy host name has no address."""
     CONNECT_FAILED = "connect_failed"
+    """No TCP connection to any address of the policy host (refused, unreachable)."""
     TIMEOUT = "timeout"
+    """No connection, TLS handshake or HTTP answer within the timeout."""
     TLS_FAILED = "tls_failed"
     """The TLS handshake failed for a reason other than the certificate."""
     CERTIFICATE_INVALID = "certificate_invalid"
@@ -143,10 +167,39 @@ class FetchStatus(StrEnum):
     """The server does not speak HTTP/1.x."""
 
 
+class PolicyStatus(StrEnum):
+    """Whether a fetched MTA-STS policy body keeps the RFC 8461 §3.2 syntax."""
+
+    VALID = "valid"
+    """It keeps the syntax: ``version``, ``mode`` and ``max_age`` once each, and an ``mx``
+    pattern unless the mode is ``none``."""
+    INVALID = "invalid"
+    """It breaks the syntax (a missing or repeated field, an unknown mode, a bad ``max_age`` or
+    ``mx`` pattern); ``policy_error`` says how. A sender then has no policy."""
+
+
+class StsMode(StrEnum):
+    """The ``mode`` of a valid MTA-STS policy (RFC 8461 §5)."""
+
+    ENFORCE = "enforce"
+    """A sender refuses MX hosts that no ``mx`` pattern covers or that fail WebPKI."""
+    TESTING = "testing"
+    """A sender delivers anyway and reports the failures (TLS-RPT)."""
+    NONE = "none"
+    """The domain withdraws its policy: a sender behaves as if there were none."""
+
+
+ENFORCEABLE_MODES: frozenset[StsMode] = frozenset({StsMode.ENFORCE, StsMode.TESTING})
+"""Modes in which a sender checks the MX hosts against the policy: ``enforce`` refuses those
+that fail, ``testing`` only reports them."""
+
+
 class DnssecStatus(StrEnum):
     """DNSSEC state of an answer (RFC 4035 §4.3 terms), however it was established."""
 
     SECURE = "secure"
+    """Signed, and the signatures validate up to the trust anchor; with the AD-bit method: AD
+    set."""
     INSECURE = "insecure"
     """Not signed (or not under a trust anchor); with the AD-bit method: AD not set."""
     BOGUS = "bogus"
@@ -157,9 +210,11 @@ class TlsaStatus(StrEnum):
     """What DNS said about an MX host's ``_25._tcp`` TLSA records."""
 
     FOUND = "found"
+    """One or more TLSA records at ``_25._tcp.<mx_host>``."""
     NONE = "none"
     """NXDOMAIN or no TLSA records (denial of existence is not validated)."""
     DNS_ERROR = "dns_error"
+    """SERVFAIL or no answer after retries."""
 
 
 class Engine(StrEnum):
@@ -297,8 +352,8 @@ HOSTS = _cols(
      "`sha256WithRSAEncryption`, `ecdsa-with-SHA256`."),
     ("webpki_result", _STRING, "How a sender requiring authenticated TLS to the MX host name "
      "(RFC 8461 §4.1: STARTTLS, a trusted chain, unexpired, a matching name) would end the "
-     "session: `ok` or an RFC 8460 result type: " + ", ".join(
-         r.value for r in list(TlsResult)[1:6]) + ". Null when no SMTP session took place "
+     "session: `ok` or an RFC 8460 result type: " + ", ".join(WEBPKI_FAILURES)
+     + ". Null when no SMTP session took place "
      "(timeout, refused, unresolved, SMTP error)."),
 )
 
@@ -356,10 +411,11 @@ MTA_STS = _cols(
     ("content_type", _STRING, "The answer's Content-Type header."),
     ("fetch_error", _STRING, "Why the fetch failed (connection, TLS or certificate error, "
      "redirect target, ...)."),
-    ("policy_status", _STRING, "`valid` or `invalid` (RFC 8461 §3.2 syntax); null when no "
-     "policy was fetched."),
+    ("policy_status", _STRING, f"`{PolicyStatus.VALID}` or `{PolicyStatus.INVALID}` (RFC 8461 "
+     "§3.2 syntax); null when no policy was fetched."),
     ("policy_error", _STRING, "Why the policy is invalid."),
-    ("mode", _STRING, "`enforce`, `testing` or `none`; null without a valid policy."),
+    ("mode", _STRING, f"`{StsMode.ENFORCE}`, `{StsMode.TESTING}` or `{StsMode.NONE}`; null "
+     "without a valid policy."),
     ("max_age", _INT, "Seconds a sender may cache the policy."),
     ("mx_patterns", _LIST, "The policy's `mx` patterns (a `*.` wildcard covers exactly one "
      "leftmost label); list of strings."),
@@ -467,6 +523,332 @@ def dtypes(table: str) -> dict[str, str]:
     return {c.name: c.dtype for c in columns(table)}
 
 
+# -- what the analysis derives from the tables (research.analysis) ------------------------------
+# None of these is stored in a survey's tables: they are the values of the analysis's outputs
+# (its data frames, tidy tables and charts), named here so that the analysis, the charts, the
+# report, the notebooks and the testbed's ground truth share one spelling.
+
+
+class Unit(StrEnum):
+    """The unit of analysis: what one count of an output counts. Every tidy table has a
+    ``unit`` column of these, and every chart's caption names its unit."""
+
+    MX_HOST = "MX host"
+    """A unique MX host name, counted once however many domains use it and however many IPs
+    it has; it has a property only if every scanned IP of it has it
+    (:mod:`research.analysis.core`)."""
+    DOMAIN = "domain"
+    """Every domain of the input list, those without MX hosts included."""
+    DOMAIN_ALL = "domain (all MX hosts)"
+    """A domain with MX hosts, counted when every one of its MX hosts has the property."""
+    DOMAIN_ANY = "domain (any MX host)"
+    """A domain with MX hosts, counted when at least one of its MX hosts has the property."""
+    DOMAIN_PREFERRED = "domain (preferred MX)"
+    """A domain with MX hosts, counted when every MX host at its lowest preference value (those
+    a sender tries first) has the property."""
+    MAIL_DOMAIN = "domain with MX hosts"
+    """A domain whose DNS gave MX hosts to scan (:data:`MAIL_DNS_STATUSES`)."""
+    DANE_HOST = "MX host with DANE in force (per domain)"
+    """A (domain, MX host) pair whose MX RRset is DNSSEC-secure and whose TLSA records are
+    secure or bogus: DANE applies to it (RFC 7672 §2.2)."""
+    STS_DOMAIN = "domain with an MTA-STS record"
+    """A domain with a valid ``_mta-sts`` TXT record (RFC 8461 §3.1)."""
+    SESSION = "session"
+    """One SMTP connection a mail server logged or a capture holds (Exim: one message)."""
+    PEER = "peer"
+    """The other side of one's own mail server's sessions: the recipient domain, the provider,
+    the host name or the address (:func:`research.traffic.analysis.with_peer`)."""
+
+
+class View(StrEnum):
+    """How a domain's MX set is lifted to the domain: the suffix of ``domain_verdicts``'s
+    verdict columns (``starttls_all``, ...)."""
+
+    ALL = "all"
+    """Every MX host has the property."""
+    ANY = "any"
+    """At least one MX host has it."""
+    PREFERRED = "preferred"
+    """Every MX host at the lowest preference value (tried first, RFC 5321 §5.1) has it."""
+
+
+UNIT_BY_VIEW: dict[View, Unit] = {View.ALL: Unit.DOMAIN_ALL, View.ANY: Unit.DOMAIN_ANY,
+                                  View.PREFERRED: Unit.DOMAIN_PREFERRED}
+"""The unit each view counts."""
+
+
+class DomainCategory(StrEnum):
+    """What a domain's MX set supports, or why nothing can be delivered to it: the
+    ``category`` of ``domain_verdicts``. Members in order, best first: the first three need a
+    working STARTTLS on at least one MX host; the last seven are the domain's DNS outcome when
+    it gives no MX hosts."""
+
+    TLS12_ALL = "TLS ≥ 1.2 on all MX hosts"
+    """Every MX host accepts TLS 1.2 or newer (on every IP)."""
+    TLS12_SOME = "TLS ≥ 1.2 on some MX hosts"
+    """STARTTLS, and at least one MX host, not all, accepts TLS 1.2 or newer."""
+    NO_TLS12 = "STARTTLS, no TLS ≥ 1.2"
+    """STARTTLS on some MX host, but none accepts TLS 1.2 or newer."""
+    NO_STARTTLS = "no STARTTLS"
+    """An MX host answered SMTP, but none offers a working STARTTLS."""
+    UNREACHABLE = "no reachable MX host"
+    """MX hosts, but none answered SMTP (:data:`NOT_REACHED`)."""
+    NULL_MX = "null MX"
+    """``dns_status`` ``null_mx``: the domain accepts no mail (RFC 7505)."""
+    NO_MAIL = "no mail records"
+    """``dns_status`` ``no_mail``: neither MX nor address records."""
+    NXDOMAIN = "NXDOMAIN"
+    """``dns_status`` ``nxdomain``: the domain does not exist."""
+    DNS_ERROR = "DNS error"
+    """``dns_status`` ``dns_error``: no usable answer after retries."""
+    INVALID = "invalid name"
+    """``dns_status`` ``invalid``: the input is not a domain name."""
+    OPTED_OUT = "opted out (not surveyed)"
+    """``dns_status`` ``opted_out``: on the survey's opt-out list."""
+    UNKNOWN_DNS = "unknown DNS status"
+    """A ``dns_status`` the analysis does not know (null or from a newer tool)."""
+
+
+DNS_CATEGORIES: dict[str, DomainCategory] = {
+    DnsStatus.NULL_MX: DomainCategory.NULL_MX,
+    DnsStatus.NO_MAIL: DomainCategory.NO_MAIL,
+    DnsStatus.NXDOMAIN: DomainCategory.NXDOMAIN,
+    DnsStatus.DNS_ERROR: DomainCategory.DNS_ERROR,
+    DnsStatus.INVALID: DomainCategory.INVALID,
+    DnsStatus.OPTED_OUT: DomainCategory.OPTED_OUT,
+}
+"""The category of each DNS outcome that leaves a domain without MX hosts (the others,
+:data:`MAIL_DNS_STATUSES`, are categorised by what their MX hosts support)."""
+
+
+class LiftedStatus(StrEnum):
+    """The ``status`` of an MX host (``host_summary``) when its IPs do not share one
+    :class:`HostStatus` (the status all its IPs share is given as it is)."""
+
+    MIXED = "mixed"
+    """Its IPs disagree; ``statuses`` lists them."""
+    NOT_SCANNED = "not_scanned"
+    """Listed in ``mx`` but absent from ``hosts``: the survey never got to it."""
+
+
+class SuiteClass(StrEnum):
+    """The class of an accepted cipher suite (``host_ciphers``'s ``class``), strongest first."""
+
+    FS_AEAD = "FS + AEAD"
+    """Forward-secret key exchange (ECDHE/DHE) and an AEAD cipher (GCM, CCM, ChaCha20)."""
+    FS_NO_AEAD = "FS, no AEAD"
+    """Forward secret, a cipher that is not AEAD (CBC mode)."""
+    AEAD_NO_FS = "no FS, AEAD"
+    """Static (RSA) key exchange, AEAD cipher."""
+    NO_FS_NO_AEAD = "no FS, no AEAD"
+    """Static key exchange, a cipher that is not AEAD."""
+    WEAK = "weak"
+    """Weak whatever the rest: RC4, 3DES, DES, RC2, EXPORT, NULL or anonymous
+    (:func:`research.policy.ciphers.classify_cipher`)."""
+
+
+class Change(StrEnum):
+    """How a domain or MX host differs between two surveys (``compare``'s ``change``)."""
+
+    ADDED = "added"
+    """Only in the later survey."""
+    REMOVED = "removed"
+    """Only in the earlier survey."""
+    CHANGED = "changed"
+    """In both, with a field or the set of supported versions that differs."""
+
+
+class PolicyReason(StrEnum):
+    """Why a sender's TLS policy skips a target or a domain (``policy_impact``'s ``reason`` and
+    ``attempts``). Besides these, a reason may name a version (``max TLS 1.0 < TLS 1.2``, ``no
+    accepted version ≥ TLS 1.2``, ``no forward-secret suite at ≥ TLS 1.2``), an enforcing
+    mechanism's RFC 8460 result (``MTA-STS: certificate-expired``, ``DANE: tlsa-invalid``), a
+    host status that has no reason of its own (``timeout``), or a domain's
+    :class:`DomainCategory` when its DNS gave no MX hosts."""
+
+    NO_STARTTLS = "no STARTTLS"
+    """Host status ``no_starttls``."""
+    STARTTLS_REJECTED = "STARTTLS rejected"
+    """Host status ``starttls_rejected``."""
+    TLS_FAILED = "TLS handshake failed"
+    """Host status ``tls_failed``."""
+    SMTP_ERROR = "SMTP error"
+    """Host status ``smtp_error``: no SMTP session, the sender moves on."""
+    CERT_MISMATCH = "certificate name mismatch"
+    """The policy requires a certificate valid for the MX host name; it is not."""
+    CERT_NOT_CHECKED = "certificate name not checked"
+    """The policy requires a certificate valid for the MX host name; the survey has no verdict."""
+    NOT_SCANNED = "not scanned"
+    """An attempt at an MX host absent from ``hosts``: skipped."""
+    DELIVERED = "delivered"
+    """An attempt that delivered (``attempts`` only)."""
+    NO_REACHABLE_MX = "no reachable MX"
+    """No MX host of the domain answered SMTP."""
+    NO_MX_HOST = "no MX host"
+    """The domain's DNS named MX hosts, but ``mx`` has none with a name."""
+
+
+# -- enforcement: MTA-STS, DANE, WebPKI (research.analysis.enforcement) --------------------------
+
+
+class LiftedOutcome(StrEnum):
+    """How an enforcing sender fares with one MX host, over its IPs (it tries them in turn)."""
+
+    ACCEPTED = "accepted"
+    """Every IP that answered SMTP passes."""
+    REFUSED = "refused"
+    """Every IP that answered SMTP is refused."""
+    PARTIAL = "partial"
+    """Some answering IPs pass and some are refused: the sender still delivers, to the next
+    IP, so the host is both refused and accepted."""
+    UNREACHABLE = "unreachable"
+    """No IP answered SMTP: neither refused nor accepted; the sender moves on."""
+
+
+REFUSING: frozenset[LiftedOutcome] = frozenset({LiftedOutcome.REFUSED, LiftedOutcome.PARTIAL})
+"""The MX host is among those the sender refuses (on at least one IP)."""
+ACCEPTING: frozenset[LiftedOutcome] = frozenset({LiftedOutcome.ACCEPTED, LiftedOutcome.PARTIAL})
+"""The MX host is among those the sender delivers to (on at least one IP)."""
+
+NOT_COVERED = "not covered by the policy's mx patterns"
+"""Why an MTA-STS sender in enforce mode refuses an MX host that no ``mx`` pattern of the
+domain's policy covers (RFC 8461 §4.1); its other reasons are :class:`TlsResult` values."""
+
+
+class StsVerdict(StrEnum):
+    """What a sender that honours MTA-STS (RFC 8461) does with a domain with MX hosts: the
+    ``verdict`` of ``mta_sts_verdicts``. The first six mean no policy applies (MTA-STS fails
+    open: the sender behaves as without it)."""
+
+    NONE = "none"
+    """No ``_mta-sts`` TXT record."""
+    INVALID_RECORD = "invalid-record"
+    """The one record breaks the RFC 8461 §3.1 syntax."""
+    MULTIPLE_RECORDS = "multiple-records"
+    """More than one record: the RFC says to use none."""
+    DNS_ERROR = "dns-error"
+    """The record could not be looked up."""
+    FETCH_FAILED = "fetch-failed"
+    """A valid record, but the policy could not be fetched over HTTPS (RFC 8461 §3.3)."""
+    INVALID_POLICY = "invalid-policy"
+    """A policy was fetched, but it breaks the RFC 8461 §3.2 syntax."""
+    MODE_NONE = "mode-none"
+    """A valid policy in mode ``none``: the domain withdraws MTA-STS."""
+    TESTING = "testing"
+    """A valid policy in mode ``testing``: the sender delivers anyway (the verdict's lists
+    still say what enforce mode would refuse)."""
+    ENFORCE_OK = "enforce-ok"
+    """Enforce mode, and no MX host is refused."""
+    ENFORCE_DEGRADED = "enforce-degraded"
+    """Enforce mode: some MX hosts refused, others accepted; mail still flows."""
+    ENFORCE_BREAKS = "enforce-breaks"
+    """Enforce mode, and every MX host that answers is refused: the domain loses mail."""
+    ENFORCE_UNREACHABLE = "enforce-unreachable"
+    """Enforce mode, and no MX host answered SMTP."""
+
+
+STS_NO_POLICY: frozenset[StsVerdict] = frozenset({
+    StsVerdict.NONE, StsVerdict.INVALID_RECORD, StsVerdict.MULTIPLE_RECORDS,
+    StsVerdict.DNS_ERROR, StsVerdict.FETCH_FAILED, StsVerdict.INVALID_POLICY})
+"""No valid record with a valid policy behind it: the sender has no MTA-STS policy."""
+
+
+class DaneState(StrEnum):
+    """What DANE (RFC 7672) asks of a sender for one (domain, MX host), from DNS alone."""
+
+    OPPORTUNISTIC = "opportunistic"
+    """DANE does not apply (an MX RRset that is not DNSSEC-secure, no TLSA records, or
+    unsigned ones): opportunistic TLS, as without DANE."""
+    REQUIRED = "required"
+    """DANE is in force: secure TLSA with usable records (DANE-TA/EE, RFC 7672 §3.1); the
+    sender requires STARTTLS and a chain the records match. ``targets``'s ``dane_state`` says
+    ``required`` for the two states below too (DANE in force)."""
+    ENCRYPT = "encrypt"
+    """Secure TLSA records, none usable: the sender requires TLS without authenticating it."""
+    BOGUS = "bogus"
+    """The MX or TLSA lookup fails DNSSEC validation: the sender does not even connect
+    (``dnssec-invalid``)."""
+
+
+class DaneOutcome(StrEnum):
+    """What a sender that honours DANE does with one (domain, MX host): ``dane_hosts``'s
+    ``outcome``. The last three are RFC 8460 result types the host is refused with."""
+
+    AUTHENTICATED = "authenticated"
+    """Every answering IP presented a chain its usable TLSA records match."""
+    ENCRYPTED = "encrypted"
+    """Secure TLSA records, none usable: TLS without authentication."""
+    OPPORTUNISTIC = "opportunistic"
+    """DANE does not apply (:attr:`DaneState.OPPORTUNISTIC`)."""
+    UNREACHABLE = "unreachable"
+    """No IP answered SMTP."""
+    TLSA_INVALID = TlsResult.TLSA_INVALID.value
+    """Refused: the presented chain matches no usable TLSA record."""
+    DNSSEC_INVALID = TlsResult.DNSSEC_INVALID.value
+    """Refused: the MX or TLSA lookup fails DNSSEC validation."""
+    STARTTLS_NOT_SUPPORTED = TlsResult.STARTTLS_NOT_SUPPORTED.value
+    """Refused: no STARTTLS, which DANE requires."""
+
+
+class DaneVerdict(StrEnum):
+    """What a sender that honours DANE (RFC 7672) does with a domain with MX hosts: the
+    ``verdict`` of ``dane_verdicts``. The first four mean DANE does not apply to the domain
+    (except ``mx-bogus``, where a validating sender cannot even find its MX hosts)."""
+
+    NONE = "none"
+    """No TLSA records at any MX host."""
+    MX_INSECURE = "mx-insecure"
+    """TLSA records, but the MX RRset is not DNSSEC-signed: DANE does not apply (RFC 7672
+    §2.2)."""
+    MX_BOGUS = "mx-bogus"
+    """The MX RRset fails DNSSEC validation: the domain loses mail."""
+    INSECURE = "insecure"
+    """TLSA records, but none DNSSEC-secure: DANE does not apply."""
+    OK = "ok"
+    """DANE in force, nothing refused, at least one MX host authenticated."""
+    UNUSABLE = "unusable"
+    """DANE in force, nothing refused, none authenticated: only unusable records (TLS without
+    authentication)."""
+    DEGRADED = "degraded"
+    """DANE in force: some MX hosts refused, others accepted; mail still flows."""
+    BREAKS = "breaks"
+    """DANE in force, and every MX host that answers is refused: the domain loses mail."""
+    UNREACHABLE = "unreachable"
+    """DANE in force, and no MX host answered SMTP."""
+
+
+DANE_IN_FORCE: frozenset[DaneVerdict] = frozenset({
+    DaneVerdict.OK, DaneVerdict.UNUSABLE, DaneVerdict.DEGRADED, DaneVerdict.BREAKS,
+    DaneVerdict.MX_BOGUS})
+"""A validating sender applies DANE to the domain (or, ``mx-bogus``, cannot reach it at all)."""
+DANE_LOSES_MAIL: frozenset[DaneVerdict] = frozenset({DaneVerdict.BREAKS, DaneVerdict.MX_BOGUS})
+"""A sender that honours DANE cannot deliver to the domain."""
+
+
+class Readiness(StrEnum):
+    """Could a sender enforce TLS to a domain, and what would break: the ``readiness`` of
+    ``enforcement_readiness``. Members in order, best first; "enforced" means MTA-STS in
+    enforce mode or DANE in force, the worse of the two deciding."""
+
+    ENFORCED_OK = "enforced: every MX host passes"
+    """Enforced (``enforce-ok``, DANE ``ok`` or ``unusable``): nothing refused."""
+    ENFORCED_DEGRADED = "enforced: some MX hosts refused"
+    """Enforced (``enforce-degraded``, DANE ``degraded``): some MX hosts refused, mail flows."""
+    ENFORCED_LOSING = "enforced: would lose mail"
+    """Enforced (``enforce-breaks``, DANE ``breaks`` or ``mx-bogus``): the domain loses mail."""
+    NOT_ENFORCED_OK = "not enforced: every MX host passes WebPKI"
+    """Nothing enforced, and every answering MX host passes WebPKI: an MTA-STS policy in
+    enforce mode that covers the MX set would lose nothing."""
+    NOT_ENFORCED_FAILING = "not enforced: some MX host fails WebPKI"
+    """Nothing enforced, and some answering MX host fails WebPKI."""
+    NOT_MEASURED = "not measured (no certificate verdicts)"
+    """Nothing enforced; MX hosts answered, but the survey predates certificate verdicts."""
+    UNREACHABLE = "no reachable MX host"
+    """Nothing enforced, and no MX host answered SMTP."""
+    NO_MAIL = "no MX hosts"
+    """The domain's DNS gave no MX hosts (or ``mx`` has none)."""
+
+
 # -- traffic observed on one's own mail server (research.traffic) ------------------------------
 
 
@@ -497,11 +879,36 @@ class Verification(StrEnum):
     """The peer presented no certificate (Postfix ``Anonymous``, Sendmail ``verify=NO``/``NOT``)."""
 
 
+class SessionSource(StrEnum):
+    """What a ``sessions`` row was read from."""
+
+    POSTFIX = "postfix"
+    """Postfix log lines (``smtpd`` inbound, ``smtp`` outbound)."""
+    EXIM = "exim"
+    """Exim main log lines (``<=`` inbound, ``=>`` outbound)."""
+    SENDMAIL = "sendmail"
+    """Sendmail log lines (``STARTTLS=server`` inbound, ``STARTTLS=client`` outbound)."""
+    PCAP = "pcap"
+    """A packet capture (pcap or pcapng) of SMTP sessions."""
+
+
+class InputKind(StrEnum):
+    """What kind of file ``starttls-survey logs`` read (``meta.json`` ``inputs[].kind``), told
+    from its first bytes (after decompression)."""
+
+    LOG = "log"
+    """Text: an MTA's log (anything that is not a capture)."""
+    PCAP = "pcap"
+    """A libpcap capture (either byte order, micro- or nanosecond timestamps)."""
+    PCAPNG = "pcapng"
+    """A pcapng capture."""
+
 SESSIONS = _cols(
     ("time", _TIME, "When the session's TLS handshake (or, without TLS, the session) was logged "
      "or captured (UTC; syslog and Exim times are read in the zone given by `--timezone`)."),
-    ("source", _STRING, "What the row was read from: `postfix`, `exim`, `sendmail` (log lines) "
-     "or `pcap` (a packet capture)."),
+    ("source", _STRING, f"What the row was read from: `{SessionSource.POSTFIX}`, "
+     f"`{SessionSource.EXIM}`, `{SessionSource.SENDMAIL}` (log lines) or `{SessionSource.PCAP}` "
+     "(a packet capture)."),
     ("file", _STRING, "The input file."),
     ("line", _INT, "Line number (logs) or packet number (captures) the row was read at."),
     ("direction", _STRING, "One of: " + ", ".join(d.value for d in Direction) + "; null for a "
@@ -541,7 +948,8 @@ SESSIONS_META_KEYS: dict[str, str] = {
     "tool": "`starttls-survey` and its version.",
     "versions": "Versions of Python and the libraries that read the inputs (pandas, pyarrow, "
     "dpkt).",
-    "inputs": "One entry per input file: `path`, `kind` (`log`, `pcap`, `pcapng`), `compressed`, "
+    "inputs": "One entry per input file: `path`, `kind` ("
+    + ", ".join(f"`{k}`" for k in InputKind) + "), `compressed`, "
     "`lines` (log lines or packets read), `sessions`, `unparseable` (log lines that are not "
     "log lines of a known format, or TLS lines whose fields cannot be read) and `sources` "
     "(sessions per MTA).",

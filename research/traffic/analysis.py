@@ -25,14 +25,20 @@ from research.analysis.core import AnalysisError, check_version, version_label, 
 from research.analysis.policy import Policy, policy_impact, policy_sweep
 from research.policy.ciphers import traits
 from research.store.results import SurveyResults, make_table
-from research.store.schema import TLS_VERSIONS, Direction, HostStatus, Verification
+from research.store.schema import (
+    TLS_VERSIONS,
+    Direction,
+    DnsStatus,
+    HostStatus,
+    SessionSource,
+    Unit,
+    Verification,
+)
 from research.traffic.sessions import cast_sessions
 
 CLEAR_TEXT = "no TLS"
 """The ``tls_version`` label of sessions without TLS in the distributions."""
-UNIT_SESSION = "session"
-UNIT_PEER = "peer"
-_DIRECTIONS = tuple(d.value for d in Direction)
+_DIRECTIONS = tuple(Direction)
 
 
 def _check_direction(direction: str | None) -> None:
@@ -45,7 +51,7 @@ def with_peer(sessions: pd.DataFrame) -> pd.DataFrame:
     """``sessions`` (cast to the schema) with ``peer`` (see the module doc) and ``version``
     (``tls_version``, or :data:`CLEAR_TEXT`) added."""
     s = cast_sessions(sessions)
-    outbound = s["direction"] == Direction.OUTBOUND.value
+    outbound = s["direction"] == Direction.OUTBOUND
     first_choice = s["mail_domain"].where(outbound.fillna(False).astype(bool))
     s["peer"] = (first_choice.fillna(s["peer_domain"]).fillna(s["peer_host"])
                  .fillna(s["peer_ip"]).fillna("unknown").astype("string"))
@@ -83,7 +89,7 @@ def version_distribution(sessions: pd.DataFrame, by: Sequence[str] = ("direction
     order = {v: i for i, v in enumerate(_version_order(counts["version"]))}
     counts["_order"] = counts["version"].map(order)
     counts = counts.sort_values([*by, "_order"]).drop(columns="_order")
-    counts["unit"] = UNIT_SESSION
+    counts["unit"] = Unit.SESSION
     return counts.reset_index(drop=True)
 
 
@@ -109,7 +115,7 @@ def cipher_distribution(sessions: pd.DataFrame, by: Sequence[str] = ("direction"
     counts["forward_secrecy"] = pd.array([f.forward_secrecy if f else None for f in facts],
                                          dtype="boolean")
     counts["aead"] = pd.array([f.aead if f else None for f in facts], dtype="boolean")
-    counts["unit"] = UNIT_SESSION
+    counts["unit"] = Unit.SESSION
     counts = counts.sort_values([*by, "sessions", "cipher"],
                                 ascending=[True] * len(by) + [False, True])
     return counts[cols].reset_index(drop=True)
@@ -132,7 +138,7 @@ def peer_table(sessions: pd.DataFrame, direction: str | None = None) -> pd.DataF
         return pd.DataFrame(columns=cols)
     s["rank"] = s["tls_version"].map(version_rank).where(s["tls"].fillna(False).astype(bool), -1)
     s["host"] = s["peer_host"].fillna(s["peer_ip"])
-    s["is_verified"] = (s["verification"] == Verification.VERIFIED.value).fillna(False)
+    s["is_verified"] = (s["verification"] == Verification.VERIFIED).fillna(False)
     g = s.groupby(["direction", "peer"], dropna=False, sort=False)
     out = pd.DataFrame({
         "sessions": g.size(),
@@ -153,7 +159,7 @@ def peer_table(sessions: pd.DataFrame, direction: str | None = None) -> pd.DataF
                              "clear_text": "int64", "verified": "int64"}).reset_index(drop=True)
 
 
-def observed_results(sessions: pd.DataFrame, direction: str | None = "outbound"
+def observed_results(sessions: pd.DataFrame, direction: str | None = Direction.OUTBOUND
                      ) -> SurveyResults:
     """The sessions as a survey (see the module doc): one "domain" per peer, its hosts and
     addresses as "MX hosts", versions negotiated as versions accepted, TLS sessions' suites as
@@ -165,7 +171,7 @@ def observed_results(sessions: pd.DataFrame, direction: str | None = "outbound"
     s = _select(sessions, direction)
     s["host"] = s["peer_host"].fillna(s["peer_ip"]).fillna(s["peer"])
     peers = sorted(set(s["peer"]))
-    domains = [{"domain": p, "rank": None, "input": p, "dns_status": "mx"} for p in peers]
+    domains = [{"domain": p, "rank": None, "input": p, "dns_status": DnsStatus.MX} for p in peers]
     mx = (s[["peer", "host"]].drop_duplicates()
           .rename(columns={"peer": "domain", "host": "mx_host"}).assign(preference=10))
     hosts, ciphers = [], []
@@ -175,7 +181,7 @@ def observed_results(sessions: pd.DataFrame, direction: str | None = "outbound"
         row: dict[str, object] = {"mx_host": host, "ip": ip or None,
                                   "port": g["peer_port"].dropna().iloc[0]
                                   if g["peer_port"].notna().any() else None}
-        row["status"] = (HostStatus.STARTTLS if len(tls) else HostStatus.NO_STARTTLS).value
+        row["status"] = HostStatus.STARTTLS if len(tls) else HostStatus.NO_STARTTLS
         row["starttls_offered"] = bool(len(tls)) or None
         row["ehlo_extensions"] = ["STARTTLS"] if len(tls) else []
         row["cert_sans"] = []
@@ -185,7 +191,7 @@ def observed_results(sessions: pd.DataFrame, direction: str | None = "outbound"
         row["min_version"] = version_label(ranks[0]) if ranks else None
         row["max_version"] = version_label(ranks[-1]) if ranks else None
         checked = tls["verification"].dropna()
-        row["cert_matches_mx"] = ((checked == Verification.VERIFIED.value).any()
+        row["cert_matches_mx"] = ((checked == Verification.VERIFIED).any()
                                   if len(checked) else None)
         hosts.append(row)
         for (version, cipher), _ in tls.groupby(["tls_version", "cipher"]):
@@ -205,7 +211,7 @@ def observed_results(sessions: pd.DataFrame, direction: str | None = "outbound"
     )
 
 
-def traffic_policy_sweep(sessions: pd.DataFrame, direction: str | None = "outbound",
+def traffic_policy_sweep(sessions: pd.DataFrame, direction: str | None = Direction.OUTBOUND,
                          policies: Iterable[Policy | str | None] | None = None
                          ) -> pd.DataFrame:
     """:func:`~research.analysis.policy.policy_sweep` over the peers of ``sessions``.
@@ -234,12 +240,12 @@ def traffic_policy_sweep(sessions: pd.DataFrame, direction: str | None = "outbou
     sweep["sessions"] = len(s)
     sweep["sessions_failing"] = failing
     sweep["lost_peer_sessions"] = lost_sessions
-    sweep["unit"] = UNIT_PEER
+    sweep["unit"] = Unit.PEER
     return sweep
 
 
 def peers_failing(sessions: pd.DataFrame, min_version: str = "TLS 1.2",
-                  direction: str | None = "outbound") -> pd.DataFrame:
+                  direction: str | None = Direction.OUTBOUND) -> pd.DataFrame:
     """The peers a server requiring STARTTLS with ``min_version`` would lose: every peer none
     of whose hosts ever negotiated ``min_version`` or newer with this server (or used TLS at
     all). Columns of :func:`peer_table` plus ``reason`` (from
@@ -263,7 +269,7 @@ def without_duplicate_captures(sessions: pd.DataFrame) -> pd.DataFrame:
     A capture taken on a server whose logs were read too records the same sessions again; the
     log rows are the ones to keep (they name the recipient domain and the certificate check).
     """
-    logged = sessions["source"] != "pcap"
+    logged = sessions["source"] != SessionSource.PCAP
     return sessions[logged] if logged.any() else sessions
 
 

@@ -27,11 +27,11 @@ from typing import IO, Any
 import dpkt
 from dpkt import ssl_ciphersuites
 
-from research.store.schema import VERSION_BY_LABEL, Direction
+from research.store.schema import VERSION_BY_LABEL, Direction, InputKind, SessionSource
 from research.traffic.names import cipher_bits
 from research.traffic.sessions import MAX_OPEN, InputStats, Peer, Row, session_row
 
-SOURCE = "pcap"
+SOURCE = SessionSource.PCAP
 STREAM_LIMIT = 64 * 1024
 """Bytes kept per direction of a connection."""
 _SUPPORTED_VERSIONS = 43
@@ -43,12 +43,12 @@ PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 
 
-def capture_kind(head: bytes) -> str | None:
+def capture_kind(head: bytes) -> InputKind | None:
     """``pcap`` or ``pcapng`` from a file's first bytes, None for anything else."""
     if head[:4] in PCAP_MAGICS:
-        return "pcap"
+        return InputKind.PCAP
     if head[:4] == PCAPNG_MAGIC:
-        return "pcapng"
+        return InputKind.PCAPNG
     return None
 
 
@@ -199,7 +199,7 @@ def _ends(src: tuple[str, int], dst: tuple[str, int], *, syn: bool,
 
 
 def _reader(stream: Any, stats: InputStats) -> Any:
-    if stats.kind == "pcapng":
+    if stats.kind == InputKind.PCAPNG:
         return dpkt.pcapng.Reader(stream)
     return dpkt.pcap.Reader(stream)
 

@@ -1,26 +1,35 @@
 """Charts of a mail server's own traffic (the ``sessions`` table). Each returns a Figure.
 
-Same conventions as :mod:`research.plots`: object API only, one style, counts on the bars, and a
-caption naming the unit and the period the sessions cover.
+Same conventions and helpers as :mod:`research.plots` (:mod:`research.plots.style`): object API
+only, one style, counts on the bars, and a caption naming the unit and the period the sessions
+cover.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from research.plots import CAPTION_GID, NO_DATA, PALETTE, styled
-from research.store.schema import Direction
+from research.plots.style import (
+    COLOUR_FAILS,
+    COLOUR_OK,
+    PALETTE,
+    caption,
+    new_figure,
+    no_data,
+    percent_axis,
+    styled,
+)
+from research.store.schema import Direction, Unit
 from research.traffic.analysis import CLEAR_TEXT, traffic_policy_sweep, version_distribution
 
-_VERSION_COLOURS = {CLEAR_TEXT: "#D55E00", "SSL 3.0": "#CC79A7", "TLS 1.0": "#E69F00",
-                    "TLS 1.1": "#F0E442", "TLS 1.2": "#56B4E9", "TLS 1.3": "#009E73"}
+_VERSION_COLOURS = {CLEAR_TEXT: COLOUR_FAILS, "SSL 3.0": "#CC79A7", "TLS 1.0": "#E69F00",
+                    "TLS 1.1": "#F0E442", "TLS 1.2": "#56B4E9", "TLS 1.3": COLOUR_OK}
 
 
 def _period(sessions: pd.DataFrame) -> str:
+    """The days the sessions cover: ``2024-03-01 – 2024-03-07``."""
     if not len(sessions):
         return "period unknown"
     times = pd.to_datetime(sessions["time"], utc=True).dropna()
@@ -30,24 +39,14 @@ def _period(sessions: pd.DataFrame) -> str:
     return first if first == last else f"{first} – {last}"
 
 
-def _caption(fig: Figure, unit: str, sessions: pd.DataFrame) -> None:
-    text = f"Unit: {unit}. Sessions: {_period(sessions)}."
-    fig.supxlabel(text, fontsize=8, color="0.35", ha="left", x=0.01).set_gid(CAPTION_GID)
-
-
-def _no_data(ax: Any) -> None:
-    ax.text(0.5, 0.5, NO_DATA, transform=ax.transAxes, ha="center", va="center",
-            fontsize=14, color="0.5")
-
-
 @styled
 def plot_traffic_versions(sessions: pd.DataFrame) -> Figure:
     """Stacked horizontal bars, one per direction: the share of sessions per negotiated
     version (clear text included), each segment labelled with its count."""
     dist = version_distribution(sessions, by=("direction",))
-    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    fig = new_figure(9, 3.6)
     ax = fig.add_subplot()
-    directions = [d.value for d in Direction if d.value in set(dist["direction"].dropna())]
+    directions = [d for d in Direction if d in set(dist["direction"].dropna())]
     order = [CLEAR_TEXT, *(v for v in _VERSION_COLOURS if v != CLEAR_TEXT)]
     for i, direction in enumerate(directions):
         rows = dist[dist["direction"] == direction].set_index("version")
@@ -68,36 +67,37 @@ def plot_traffic_versions(sessions: pd.DataFrame) -> Figure:
                   [f"{d}\n(n={int(dist[dist['direction'] == d]['sessions'].sum())})"
                    for d in directions])
     ax.set_xlim(0, 1)
-    ax.xaxis.set_major_formatter(lambda x, _pos: f"{x:.0%}")
+    percent_axis(ax, "x")
     ax.set_xlabel("Share of sessions")
     ax.set_title("TLS versions your mail server's peers negotiated")
     handles, labels = ax.get_legend_handles_labels()
     if handles:
         ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=6)
     if not directions:
-        _no_data(ax)
-    _caption(fig, "session (one SMTP connection; Exim: one message)", sessions)
+        no_data(ax)
+    caption(fig, f"{Unit.SESSION} (one SMTP connection; Exim: one message)", _period(sessions),
+            what="Sessions")
     return fig
 
 
 @styled
-def plot_traffic_policy(sessions: pd.DataFrame, direction: str = "outbound",
+def plot_traffic_policy(sessions: pd.DataFrame, direction: str = Direction.OUTBOUND,
                         sweep: pd.DataFrame | None = None) -> Figure:
     """Bars by minimum version required (with STARTTLS required): the share of peers that
     stay reachable and the share of sessions that would have failed."""
     if sweep is None:
         sweep = traffic_policy_sweep(sessions, direction)
-    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    fig = new_figure(9, 4.5)
     ax = fig.add_subplot()
     labels = ["any" if not isinstance(v, str) else v.removeprefix("TLS ")
               for v in sweep["min_version"]]
     x = np.arange(len(sweep))
     peers = int(sweep["domains"].max()) if len(sweep) else 0
     total = int(sweep["sessions"].max()) if len(sweep) else 0
-    reach = ax.bar(x - 0.2, sweep["reachable_share"], 0.4, color="#009E73",
+    reach = ax.bar(x - 0.2, sweep["reachable_share"], 0.4, color=COLOUR_OK,
                    label=f"peers still reachable (of {peers})")
     failing = sweep["sessions_failing"] / total if total else sweep["sessions_failing"] * 0.0
-    fail = ax.bar(x + 0.2, failing, 0.4, color="#D55E00",
+    fail = ax.bar(x + 0.2, failing, 0.4, color=COLOUR_FAILS,
                   label=f"sessions that would have failed (of {total})")
     ax.bar_label(reach, labels=[str(int(v)) for v in sweep["reachable"]], fontsize=7, padding=2)
     ax.bar_label(fail, labels=[str(int(v)) for v in sweep["sessions_failing"]], fontsize=7,
@@ -105,10 +105,11 @@ def plot_traffic_policy(sessions: pd.DataFrame, direction: str = "outbound",
     ax.set_xticks(x, [f"≥ {label}" if label != "any" else "any TLS" for label in labels])
     ax.set_xlabel("STARTTLS required, minimum TLS version")
     ax.set_ylim(0, 1.1)
-    ax.yaxis.set_major_formatter(lambda y, _pos: f"{y:.0%}")
+    percent_axis(ax)
     ax.set_title(f"What requiring TLS would break for you ({direction})")
     ax.legend(loc="upper right")
     if not peers:
-        _no_data(ax)
-    _caption(fig, f"peer (bars left) and session (bars right), {direction}", sessions)
+        no_data(ax)
+    caption(fig, f"{Unit.PEER} (bars left) and {Unit.SESSION} (bars right), {direction}",
+            _period(sessions), what="Sessions")
     return fig

@@ -31,6 +31,7 @@ from research.errors import InputError
 from research.settings import DATA_DIR, RESULTS_DIR
 from research.store.files import META_NAME, write_json
 from research.store.provenance import LOG_LIBRARIES, library_versions, tool_version
+from research.store.schema import InputKind, SessionSource
 from research.traffic.logs.exim import EximParser
 from research.traffic.logs.lines import Clock, family, frame
 from research.traffic.logs.postfix import PostfixParser
@@ -64,7 +65,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 
 class _Parser(Protocol):
-    source: str
+    source: SessionSource
 
     def __init__(self, file: str) -> None: ...
 
@@ -90,7 +91,7 @@ def _open(path: Path) -> tuple[IO[bytes], bool]:
     return raw, False
 
 
-def detect_kind(path: str | Path) -> str:
+def detect_kind(path: str | Path) -> InputKind:
     """``pcap``, ``pcapng`` or ``log``, from the file's first bytes (inside gzip too).
 
     Raises InputError if the file cannot be read.
@@ -102,7 +103,7 @@ def detect_kind(path: str | Path) -> str:
         head = b""
     finally:
         stream.close()
-    return capture_kind(head) or "log"
+    return capture_kind(head) or InputKind.LOG
 
 
 def sessions_from(path: str | Path, stats: InputStats | None = None, *,
@@ -120,7 +121,7 @@ def sessions_from(path: str | Path, stats: InputStats | None = None, *,
     st = stats if stats is not None else InputStats(str(p), kind)
     st.path, st.kind, st.compressed = str(p), kind, compressed
     with stream:
-        if kind == "log":
+        if kind == InputKind.LOG:
             mtime = dt.datetime.fromtimestamp(os.stat(p).st_mtime, dt.UTC)
             yield from _log_sessions(stream, st, Clock(timezone, year, mtime))
         else:
@@ -129,8 +130,9 @@ def sessions_from(path: str | Path, stats: InputStats | None = None, *,
 
 def _log_sessions(stream: IO[bytes], st: InputStats, clock: Clock) -> Iterator[Row]:
     parsers: dict[str, _Parser] = {}
-    makers: dict[str, type[_Parser]] = {"postfix": PostfixParser, "exim": EximParser,
-                                        "sendmail": SendmailParser}
+    makers: dict[str, type[_Parser]] = {SessionSource.POSTFIX: PostfixParser,
+                                        SessionSource.EXIM: EximParser,
+                                        SessionSource.SENDMAIL: SendmailParser}
     number = 0
     try:
         for number, raw in enumerate(stream, 1):
@@ -198,7 +200,7 @@ def write_sessions(paths: Sequence[str | Path], out_dir: str | Path, *,
     inputs: list[InputStats] = []
     with SessionWriter(out_dir) as writer:
         for f in files:
-            st = InputStats(str(f), "log")
+            st = InputStats(str(f), InputKind.LOG)
             inputs.append(st)
             writer.write_all(sessions_from(f, st, timezone=timezone, year=year,
                                            local_ips=local_ips))

@@ -48,16 +48,10 @@ from research.analysis import (
     weak_hosts,
     weak_suites,
 )
-from research.analysis.core import (
-    CAT_NO_STARTTLS,
-    CAT_NO_TLS12,
-    CAT_TLS12_ALL,
-    CAT_TLS12_SOME,
-    CAT_UNREACHABLE,
-)
 from research.errors import SurveyError
 from research.settings import TESTBED_DIR
 from research.store.results import SurveyResults
+from research.store.schema import DomainCategory
 
 
 def cell(table: pd.DataFrame, metric: str, unit: str) -> tuple[int, int]:
@@ -147,7 +141,7 @@ def test_unscanned_mx_host_is_listed_and_has_nothing() -> None:
     hosts = host_summary(r)
     assert hosts["mx_host"].tolist() == ["ghost.example"]
     assert hosts["status"].iloc[0] == "not_scanned" and not hosts["reached"].iloc[0]
-    assert domain_verdicts(r)["category"].tolist() == [CAT_UNREACHABLE]
+    assert domain_verdicts(r)["category"].tolist() == [DomainCategory.UNREACHABLE]
 
 
 # --- domain verdicts ----------------------------------------------------------------------------
@@ -176,14 +170,14 @@ def test_domain_verdicts_all_any_preferred() -> None:
     assert pd.isna(d["max_version_all"])  # d2 has no TLS at all
     assert (d["max_version_any"], d["max_version_preferred"]) == ("TLS 1.2", "TLS 1.2")
     assert d["min_version_any"] == "TLS 1.0"
-    assert d["category"] == CAT_TLS12_SOME
+    assert d["category"] == DomainCategory.TLS12_SOME
 
     e = row_of(v, "domain", "e.example")
     # both hosts share the lowest preference, so "preferred" needs both
     assert e["preferred_mx"] == "e1.example, e2.example"
     assert (e["tls_1_3_all"], e["tls_1_3_any"], e["tls_1_3_preferred"]) == (False, True, False)
     assert (e["max_version_all"], e["max_version_any"]) == ("TLS 1.2", "TLS 1.3")
-    assert e["category"] == CAT_TLS12_ALL
+    assert e["category"] == DomainCategory.TLS12_ALL
 
 
 def test_domains_without_mx_hosts_keep_their_own_category() -> None:
@@ -201,9 +195,9 @@ def test_domains_without_mx_hosts_keep_their_own_category() -> None:
 def test_categories_cover_starttls_and_version_outcomes() -> None:
     cats = domain_verdicts(sample()).set_index("domain")["category"]
     assert cats.to_dict() == {
-        "alpha.example": CAT_TLS12_ALL, "beta.example": CAT_TLS12_ALL,
-        "gamma.example": CAT_TLS12_SOME, "delta.example": CAT_NO_TLS12,
-        "epsilon.example": CAT_NO_STARTTLS, "zeta.example": CAT_UNREACHABLE,
+        "alpha.example": DomainCategory.TLS12_ALL, "beta.example": DomainCategory.TLS12_ALL,
+        "gamma.example": DomainCategory.TLS12_SOME, "delta.example": DomainCategory.NO_TLS12,
+        "epsilon.example": DomainCategory.NO_STARTTLS, "zeta.example": DomainCategory.UNREACHABLE,
         "eta.example": "null MX", "theta.example": "NXDOMAIN"}
 
 
@@ -255,7 +249,7 @@ def test_tls_1_3_only_host_counts_as_tls_1_2_or_newer() -> None:
     r = build([domain("new.example", 1)], [mx("new.example", 10, "mx.new.example")],
               [host("mx.new.example", versions=("TLS 1.3",))])
     assert domains_lacking_version(r, "TLS 1.2") == []
-    assert domain_verdicts(r)["category"].tolist() == [CAT_TLS12_ALL]
+    assert domain_verdicts(r)["category"].tolist() == [DomainCategory.TLS12_ALL]
     assert not domain_verdicts(r)["tls_1_2_any"].iloc[0]
 
 

@@ -17,17 +17,10 @@ from research.analysis import (
     mta_sts_verdicts,
     policy_impact,
 )
-from research.analysis.enforcement import (
-    READINESS,
-    READY_ENFORCED_LOSING,
-    READY_NO_MAIL,
-    READY_NOT_ENFORCED_FAILING,
-    UNIT_DANE_HOST,
-    UNIT_HOST,
-    dane_hosts,
-)
+from research.analysis.enforcement import READINESS, dane_hosts
 from research.plots import plot_enforcement_readiness, plot_failure_types
 from research.store.results import SurveyResults
+from research.store.schema import Readiness, Unit
 
 
 def survey() -> SurveyResults:
@@ -98,9 +91,9 @@ def test_dane_records_matching_no_chain_break_the_domain() -> None:
 
 def test_readiness_takes_the_worse_mechanism() -> None:
     got = enforcement_readiness(survey()).set_index("domain")
-    assert got.loc["a.example", "readiness"] == READY_ENFORCED_LOSING  # DANE breaks
-    assert got.loc["b.example", "readiness"] == READY_NOT_ENFORCED_FAILING  # testing only
-    assert got.loc["c.example", "readiness"] == READY_NO_MAIL
+    assert got.loc["a.example", "readiness"] == Readiness.ENFORCED_LOSING  # DANE breaks
+    assert got.loc["b.example", "readiness"] == Readiness.NOT_ENFORCED_FAILING  # testing only
+    assert got.loc["c.example", "readiness"] == Readiness.NO_MAIL
     assert list(got.loc["b.example", "webpki_failures"]) == ["mx3.q.example: "
                                                              "starttls-not-supported"]
     assert list(got.loc["a.example", "tlsrpt_rua"]) == ["mailto:r@a.example"]
@@ -123,10 +116,10 @@ def test_policies_honouring_mta_sts_and_dane() -> None:
 
 def test_failure_types_per_unit() -> None:
     got = failure_types(survey())
-    hosts = got[got["unit"] == UNIT_HOST]
+    hosts = got[got["unit"] == Unit.MX_HOST]
     assert list(zip(hosts["result"], hosts["count"], hosts["total"], strict=True)) == [
         ("starttls-not-supported", 1, 2), ("certificate-expired", 1, 2)]
-    dane = got[got["unit"] == UNIT_DANE_HOST]
+    dane = got[got["unit"] == Unit.DANE_HOST]
     assert list(zip(dane["result"], dane["count"], strict=True)) == [("tlsa-invalid", 1)]
 
 
@@ -145,9 +138,9 @@ def test_readiness_chart() -> None:
     fig = plot_enforcement_readiness(survey())
     (ax,) = main_axes(fig)
     shown = [t.get_text() for t in ax.get_yticklabels()]
-    assert shown == [c for c in READINESS if c != READY_NO_MAIL]
+    assert shown == [c for c in READINESS if c != Readiness.NO_MAIL]
     widths = bar_widths(ax)[0]
-    assert widths[shown.index(READY_ENFORCED_LOSING)] == 1
-    assert widths[shown.index(READY_NOT_ENFORCED_FAILING)] == 1 and sum(widths) == 2
+    assert widths[shown.index(Readiness.ENFORCED_LOSING)] == 1
+    assert widths[shown.index(Readiness.NOT_ENFORCED_FAILING)] == 1 and sum(widths) == 2
     assert "domains with MX hosts (n=2)" in caption(fig)
     assert has_no_data_text(plot_enforcement_readiness(empty()))

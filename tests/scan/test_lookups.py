@@ -21,12 +21,6 @@ from support.groundtruth import assert_domains_match, assert_hosts_match
 
 from research.analysis import Policy, policy_sweep
 from research.analysis.enforcement import (
-    READY_ENFORCED_DEGRADED,
-    READY_ENFORCED_LOSING,
-    READY_ENFORCED_OK,
-    READY_NOT_ENFORCED_FAILING,
-    READY_NOT_ENFORCED_OK,
-    UNIT_HOST,
     certificate_names,
     dane_hosts,
     dane_verdicts,
@@ -48,7 +42,7 @@ from research.scan.survey import run_survey
 from research.store.files import RAW_LOG_NAME
 from research.store.rawlog import read_records
 from research.store.results import SurveyResults, load_results
-from research.store.schema import DnssecStatus, FetchStatus
+from research.store.schema import DnssecStatus, FetchStatus, Readiness, Unit
 from research.testbed import Testbed
 from research.testbed.scenario import Certificate, CertificateKey
 
@@ -303,7 +297,7 @@ def test_policy_fetch_directly(enforcement_testbed: Testbed) -> None:
 
 def test_failure_breakdown_counts(enforcement_testbed: Testbed, survey: SurveyResults) -> None:
     table = failure_types(survey)
-    hosts = table[table["unit"] == UNIT_HOST]
+    hosts = table[table["unit"] == Unit.MX_HOST]
     want = Counter(h.expect_webpki for h in enforcement_testbed.scenario.hosts)
     assert dict(zip(hosts["result"], hosts["count"], strict=True)) == dict(want)
     assert (hosts["total"] == len(enforcement_testbed.scenario.hosts)).all()
@@ -312,12 +306,12 @@ def test_failure_breakdown_counts(enforcement_testbed: Testbed, survey: SurveyRe
 
 def test_readiness(enforcement_testbed: Testbed, survey: SurveyResults) -> None:
     ready = enforcement_readiness(survey).set_index("domain")["readiness"]
-    assert ready["sts-ok.test"] == READY_ENFORCED_OK
-    assert ready["sts-degraded.test"] == READY_ENFORCED_DEGRADED
-    assert ready["sts-expired.test"] == READY_ENFORCED_LOSING  # MTA-STS breaks, DANE works
-    assert ready["dane-degraded.test"] == READY_ENFORCED_DEGRADED
-    assert ready["sts-selfsigned.test"] == READY_NOT_ENFORCED_FAILING  # testing mode
-    assert ready["no-policy.test"] == READY_NOT_ENFORCED_OK
+    assert ready["sts-ok.test"] == Readiness.ENFORCED_OK
+    assert ready["sts-degraded.test"] == Readiness.ENFORCED_DEGRADED
+    assert ready["sts-expired.test"] == Readiness.ENFORCED_LOSING  # MTA-STS breaks, DANE works
+    assert ready["dane-degraded.test"] == Readiness.ENFORCED_DEGRADED
+    assert ready["sts-selfsigned.test"] == Readiness.NOT_ENFORCED_FAILING  # testing mode
+    assert ready["no-policy.test"] == Readiness.NOT_ENFORCED_OK
     summary = readiness_summary(survey).set_index(["metric", "unit"])
     n = len(enforcement_testbed.scenario.domains)
     sts = expected(enforcement_testbed, "mta_sts")

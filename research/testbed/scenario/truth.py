@@ -8,7 +8,15 @@ disagree with its own ground truth.
 from __future__ import annotations
 
 from research.policy.certs import name_matches
-from research.store.schema import DnsStatus, HostStatus, TlsResult
+from research.store.schema import (
+    WEBPKI_FAILURES,
+    DaneOutcome,
+    DaneVerdict,
+    DnsStatus,
+    HostStatus,
+    StsVerdict,
+    TlsResult,
+)
 from research.testbed.scenario.model import (
     DNS_SERVING_RECORDS,
     Behaviour,
@@ -35,15 +43,14 @@ _IMPLIED_STATUS: dict[Behaviour, HostStatus] = {
     Behaviour.BLACKHOLE: HostStatus.TIMEOUT,
 }
 
-WEBPKI_RESULTS = tuple(r.value for r in list(TlsResult)[:6])
-DANE_HOST_OUTCOMES = ("authenticated", "encrypted", "opportunistic", "unreachable",
-                      TlsResult.TLSA_INVALID.value, TlsResult.DNSSEC_INVALID.value,
-                      TlsResult.STARTTLS_NOT_SUPPORTED.value)
-MTA_STS_VERDICTS = ("none", "invalid-record", "multiple-records", "dns-error", "fetch-failed",
-                    "invalid-policy", "mode-none", "testing", "enforce-ok", "enforce-degraded",
-                    "enforce-breaks", "enforce-unreachable")
-DANE_VERDICTS = ("none", "mx-insecure", "mx-bogus", "insecure", "ok", "unusable", "degraded",
-                 "breaks", "unreachable")
+WEBPKI_RESULTS: tuple[str, ...] = tuple(r.value for r in (TlsResult.OK, *WEBPKI_FAILURES))
+"""Values of a host's ``expect.webpki``."""
+DANE_HOST_OUTCOMES: tuple[str, ...] = tuple(o.value for o in DaneOutcome)
+"""Values of a host's ``expect.dane``."""
+MTA_STS_VERDICTS: tuple[str, ...] = tuple(v.value for v in StsVerdict)
+"""Values of a domain's ``expect.mta_sts``."""
+DANE_VERDICTS: tuple[str, ...] = tuple(v.value for v in DaneVerdict)
+"""Values of a domain's ``expect.dane``."""
 
 _CERT_RESULTS: dict[Certificate, TlsResult] = {
     Certificate.CA: TlsResult.OK,

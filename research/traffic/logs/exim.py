@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import re
 
-from research.store.schema import Direction, Verification
+from research.store.schema import Direction, SessionSource, Verification
 from research.traffic.logs.base import Peer, Tls, session_row
 from research.traffic.logs.lines import Line
 from research.traffic.names import mail_domain, split_peer
 from research.traffic.sessions import Row
 
-SOURCE = "exim"
+SOURCE = SessionSource.EXIM
 _ENTRY = re.compile(
     r"(?P<id>[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}) (?P<flag><=|=>|\*\*|==|->|\*>) "
     r"(?P<address>\S+)(?P<rest>.*)")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from research.errors import InputError
+from research.store.schema import SessionSource
 
 _MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
@@ -119,13 +120,13 @@ def frame(text: str, clock: Clock) -> Line | None:
     return None
 
 
-def family(program: str) -> str | None:
+def family(program: str) -> SessionSource | None:
     """Which MTA a syslog program name belongs to: ``postfix``, ``exim``, ``sendmail``."""
     name = program.lower()
     if name.startswith("postfix"):
-        return "postfix"
+        return SessionSource.POSTFIX
     if name.startswith("exim"):
-        return "exim"
+        return SessionSource.EXIM
     if name in ("sendmail", "sm-mta", "sm-msp-queue") or name.startswith("sm-"):
-        return "sendmail"
+        return SessionSource.SENDMAIL
     return None

@@ -32,13 +32,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from research.store.schema import Direction, Verification
+from research.store.schema import Direction, SessionSource, Verification
 from research.traffic.logs.base import Bounded, ClientConnections, Peer, Tls, session_row
 from research.traffic.logs.lines import Line
 from research.traffic.names import mail_domain, split_peer
 from research.traffic.sessions import Row
 
-SOURCE = "postfix"
+SOURCE = SessionSource.POSTFIX
 _TLS = re.compile(
     r"(?:(?P<level>Anonymous|Untrusted|Trusted|Verified) )?TLS connection established "
     r"(?P<dir>to|from) (?P<name>[^\[\s]+)\[(?P<ip>[^\]]+)\](?::(?P<port>\d+))?: "

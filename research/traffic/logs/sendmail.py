@@ -27,13 +27,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from research.store.schema import Direction, Verification
+from research.store.schema import Direction, SessionSource, Verification
 from research.traffic.logs.base import Bounded, ClientConnections, Peer, Tls, session_row
 from research.traffic.logs.lines import Line
 from research.traffic.names import mail_domain, split_peer
 from research.traffic.sessions import Row
 
-SOURCE = "sendmail"
+SOURCE = SessionSource.SENDMAIL
 SESSION_GAP = dt.timedelta(hours=1)
 _STARTTLS = re.compile(
     r"(?:(?P<qid>\w+): )?STARTTLS=(?P<side>client|server), relay=(?P<relay>.*?), "
