@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from research.errors import InputError, InvalidDomainError
-from research.scan.inputs import from_arguments, normalize_domain, read_domain_list
+from research.scan.inputs import (
+    STUDY_LIST,
+    from_arguments,
+    normalize_domain,
+    read_domain_list,
+)
 
 
 @pytest.mark.parametrize(
@@ -80,9 +85,7 @@ def test_duplicates_are_kept_as_invalid_rows(tmp_path: Path) -> None:
 
 
 def test_shipped_study_list_reads_as_100_valid_domains() -> None:
-    from research.settings import DOMAIN_LIST
-
-    got = read_domain_list(DOMAIN_LIST)
+    got = read_domain_list(STUDY_LIST)
     assert len(got.entries) == 100
     assert all(e.domain for e in got.entries)
     assert got.entries[0].domain == "gmail.com" and got.entries[0].rank == 1

@@ -30,7 +30,6 @@ import dns.resolver
 import pytest
 from cryptography import x509
 
-from research import settings as config
 from research.errors import ScenarioError
 from research.store.schema import HostStatus
 from research.testbed import (
@@ -621,7 +620,7 @@ def test_foreground_mode_prints_how_to_scan_and_stops_on_ctrl_c(
     proc = subprocess.Popen(
         [sys.executable, "-m", "research.testbed", "up", "--scenario", str(tiny_path),
          "--dns-port", "0", "--smtp-port", "0", "--domain-list", str(domains)],
-        stdout=subprocess.PIPE, text=True, cwd=config.PROJECT_DIR,
+        stdout=subprocess.PIPE, text=True, cwd=tmp_path,
     )
     try:
         assert proc.stdout is not None
