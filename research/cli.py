@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--dns-host", default="127.0.0.1", help="address for the DNS server")
     up.add_argument("--dns-port", type=_port_or_zero, default=5300, help="DNS port (0 = any)")
     up.add_argument("--smtp-port", type=_port_or_zero, default=2525,
-                    help="SMTP port shared by all hosts (0 = any)")
+                    help="SMTP port shared by all hosts (0: 2525 if free, else any free one)")
     up.add_argument("--domain-list", type=Path, help="where to write the scenario's domains")
     up.add_argument("--rtt-ms", type=_milliseconds, default=None,
                     help="round-trip delay of every SMTP host (replaces the scenario's)")
@@ -316,7 +316,7 @@ def _testbed(args: argparse.Namespace) -> int:
         return 0
     return run_foreground(
         args.scenario, dns_host=args.dns_host, dns_port=args.dns_port,
-        smtp_port=args.smtp_port, domain_list_path=args.domain_list, rtt_ms=args.rtt_ms,
+        smtp_port=args.smtp_port or None, domain_list_path=args.domain_list, rtt_ms=args.rtt_ms,
     )
 
 

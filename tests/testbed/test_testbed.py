@@ -30,6 +30,7 @@ import dns.resolver
 import pytest
 from cryptography import x509
 
+import research.testbed
 from research.errors import ScenarioError
 from research.store.schema import HostStatus
 from research.testbed import (
@@ -38,6 +39,7 @@ from research.testbed import (
     TestbedError,
     list_scenarios,
     load_scenario,
+    scenarios_dir,
 )
 from research.testbed.scenario import Host
 
@@ -171,6 +173,18 @@ def test_shipped_scenarios_are_listed_and_load() -> None:
     assert {"isc-2019", "cases", "hostile", "blocked"} <= set(list_scenarios())
     for name in list_scenarios():
         assert load_scenario(name).name == name
+
+
+def test_shipped_scenarios_are_the_files_in_the_package() -> None:
+    """Discovery is a listing of the package's scenarios directory: a file added there is a
+    scenario, with no list to keep in step."""
+    folder = scenarios_dir()
+    assert folder == Path(research.testbed.__file__).parent / "scenarios"
+    assert list_scenarios() == sorted(p.stem for p in folder.glob("*.toml"))
+    with pytest.raises(ScenarioError) as err:
+        load_scenario("no-such-scenario")
+    assert str(err.value) == ("unknown scenario 'no-such-scenario' (available: "
+                              f"{', '.join(list_scenarios())})")
 
 
 def test_isc_2019_ground_truth() -> None:
@@ -611,6 +625,25 @@ def test_busy_smtp_port_falls_back_unless_explicit(tiny_path: Path) -> None:
 def test_dns_must_listen_on_loopback(tiny_path: Path) -> None:
     with pytest.raises(TestbedError, match="loopback"):
         Testbed.start(tiny_path, dns_host="192.0.2.1")
+
+
+@pytest.mark.testbed
+def test_server_process_runs_in_its_own_directory(tiny_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child neither runs in nor imports from a clone: its working directory is the
+    testbed's temporary one and its PYTHONPATH is the caller's; a scenario path relative to the
+    caller's directory still reaches it."""
+    monkeypatch.chdir(tiny_path.parent)
+    with Testbed.start(tiny_path.name) as tb:
+        workdir = tb.log_path.parent
+        assert Path(os.readlink(f"/proc/{tb.pid}/cwd")) == workdir
+        environ = Path(f"/proc/{tb.pid}/environ").read_bytes().split(b"\0")
+        child_path = next((e for e in environ if e.startswith(b"PYTHONPATH=")), None)
+        mine = os.environ.get("PYTHONPATH")
+        assert child_path == (None if mine is None else f"PYTHONPATH={mine}".encode())
+        assert tb.domains() == [(1, "tiny.test")]
+        with smtp(tb, "127.0.201.1") as client:
+            assert client.ehlo()[0] == 250
 
 
 def test_foreground_mode_prints_how_to_scan_and_stops_on_ctrl_c(
