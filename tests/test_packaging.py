@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import signal
 import smtplib
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.foreground import foreground, interrupt
 from support.repo import REPO_DIR
 from support.wheels import requirements_of, wheelhouse
 
@@ -221,19 +221,9 @@ def test_testbed_up_runs_from_an_unrelated_directory(installed: Installed,
                                                      tmp_path: Path) -> None:
     domains = tmp_path / "domains.csv"
     scenario = load_scenario("isc-2019")
-    proc = subprocess.Popen(
-        [installed.bin / "starttls-survey", "testbed", "up", "--dns-port", "0",
-         "--smtp-port", "0", "--domain-list", str(domains)],
-        cwd=tmp_path, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
-    try:
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "Ctrl-C" in line:
-                break
-        text = "".join(lines)
+    with foreground([installed.bin / "starttls-survey", "testbed", "up", "--dns-port", "0",
+                     "--smtp-port", "0", "--domain-list", domains],
+                    cwd=tmp_path, env=_clean_env(), stderr=subprocess.PIPE) as (proc, text):
         assert (f"Testbed 'isc-2019' is up: {len(scenario.domains)} domains, "
                 f"{len(scenario.hosts)} MX hosts") in text
         assert f"starttls-survey scan --domains {domains} --resolver 127.0.0.1:" in text
@@ -244,14 +234,7 @@ def test_testbed_up_runs_from_an_unrelated_directory(installed: Installed,
         with smtplib.SMTP(host.addresses[0], port, timeout=10) as smtp:
             code, _ = smtp.ehlo("packaging-test.invalid")
             assert code == 250 and smtp.has_extn("starttls")
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=15)
-        assert proc.returncode == 0, err
-        assert "Testbed stopped." in out
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert "Testbed stopped." in interrupt(proc)
 
 
 def test_scenarios_list_and_notebooks_come_with_the_wheel(installed: Installed,

@@ -11,11 +11,9 @@ import csv
 import errno
 import ipaddress
 import os
-import signal
 import smtplib
 import socket
 import ssl
-import subprocess
 import sys
 import time
 import warnings
@@ -29,6 +27,7 @@ import dns.rcode
 import dns.resolver
 import pytest
 from cryptography import x509
+from support.foreground import foreground, interrupt
 
 import research.testbed
 from research.errors import ScenarioError
@@ -650,25 +649,9 @@ def test_foreground_mode_prints_how_to_scan_and_stops_on_ctrl_c(
     tiny_path: Path, tmp_path: Path
 ) -> None:
     domains = tmp_path / "domains.csv"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "research.testbed", "up", "--scenario", str(tiny_path),
-         "--dns-port", "0", "--smtp-port", "0", "--domain-list", str(domains)],
-        stdout=subprocess.PIPE, text=True, cwd=tmp_path,
-    )
-    try:
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "Ctrl-C" in line:
-                break
-        text = "".join(lines)
+    with foreground([sys.executable, "-m", "research.testbed", "up", "--scenario", tiny_path,
+                     "--dns-port", "0", "--smtp-port", "0", "--domain-list", domains],
+                    cwd=tmp_path) as (proc, text):
         assert f"starttls-survey scan --domains {domains} --resolver 127.0.0.1:" in text
         assert domains.read_text().splitlines() == ["rank,domain", "1,tiny.test"]
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=10)
-        assert proc.returncode == 0 and "stopped" in out
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert "stopped" in interrupt(proc)
