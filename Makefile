@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast lint typecheck pytest report testbed bench clean
+.PHONY: install demo test test-fast lint typecheck pytest report testbed bench dist clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,5 +50,11 @@ bench: $(STAMP)
 testbed: $(STAMP)
 	$(BIN)/starttls-survey testbed up
 
+## The wheel and the sdist a user installs with pip (dist/); python -m build makes the sdist,
+## then the wheel from the sdist, so no stale build/ of the clone gets into the wheel.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist
+
 clean:
-	rm -rf $(VENV) results reports .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) results reports dist build *.egg-info .pytest_cache .mypy_cache .ruff_cache

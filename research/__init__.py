@@ -20,8 +20,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 _EXPORTS = {
     "InputError": "research.errors",
     "InvalidDomainError": "research.errors",
@@ -81,10 +79,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
+    if name == "__version__":
+        # One source: the version pyproject.toml gave the installed distribution.
+        provenance = importlib.import_module("research.store.provenance")
+        value: Any = provenance.tool_version()["version"] or "unknown"
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    else:
         raise AttributeError(f"module 'research' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -70,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Resolve MX hosts of the domains and probe each once.")
     scan.add_argument("domains", nargs="*", metavar="DOMAIN", help="domains to survey")
     scan.add_argument("--domains", dest="domains_file", type=Path, metavar="FILE",
-                      help="one domain per line, or a CSV with a 'domain' (and 'rank') column")
+                      help="one domain per line, or a CSV with a 'domain' (and 'rank') column; "
+                           "or a shipped list's name: isc-2019-top100 (the 2019 study's)")
     _add_scan_options(scan, out_required=True)
     scan.add_argument("--resume", action="store_true",
                       help="continue a survey in --out, skipping finished work")
@@ -85,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--scenario", default="isc-2019", help="scenario name or .toml file")
     up.add_argument("--dns-host", default="127.0.0.1", help="address for the DNS server")
     up.add_argument("--dns-port", type=_port_or_zero, default=5300, help="DNS port (0 = any)")
-    up.add_argument("--smtp-port", type=_port, default=2525, help="SMTP port shared by all hosts")
+    up.add_argument("--smtp-port", type=_port_or_zero, default=2525,
+                    help="SMTP port shared by all hosts (0: 2525 if free, else any free one)")
     up.add_argument("--domain-list", type=Path, help="where to write the scenario's domains")
     up.add_argument("--rtt-ms", type=_milliseconds, default=None,
                     help="round-trip delay of every SMTP host (replaces the scenario's)")
@@ -111,10 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="survey the isc-2019 testbed and print the headline")
     demo.add_argument("--out", type=Path, default=config.RESULTS_DIR / "demo-isc-2019",
-                      help="output directory (replaced)")
+                      help="output directory, replaced (default: results/demo-isc-2019 under "
+                           "the current directory)")
     demo.add_argument("--scenario", default="isc-2019", help="testbed scenario")
     demo.add_argument("--concurrency", type=_positive_int, default=config.DEFAULT_CONCURRENCY)
     demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+
+    notebooks = sub.add_parser("notebooks", help="copy the study's notebooks into a directory",
+                               description="Copy the notebooks that ship with the package into "
+                                           "DIR, to open with Jupyter.")
+    notebooks.add_argument("dir", type=Path, metavar="DIR", help="where to copy them (made if "
+                           "missing)")
+    notebooks.add_argument("--force", action="store_true",
+                           help="overwrite notebooks of the same name in DIR")
     return parser
 
 
@@ -211,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "logs":
             return _logs(args)
+        if args.command == "notebooks":
+            return _notebooks(args)
     except SurveyError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -269,8 +283,11 @@ def _dask_client(address: str | None) -> Iterator[Any]:
     if address is None:
         yield None
         return
-    from distributed import Client
-
+    try:
+        from distributed import Client
+    except ImportError:
+        raise SurveyError("--dask-scheduler needs Dask, an optional part: "
+                          "pip install 'starttls-survey[dask]'") from None
     try:
         client = Client(address, timeout=30)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -299,7 +316,7 @@ def _testbed(args: argparse.Namespace) -> int:
         return 0
     return run_foreground(
         args.scenario, dns_host=args.dns_host, dns_port=args.dns_port,
-        smtp_port=args.smtp_port, domain_list_path=args.domain_list, rtt_ms=args.rtt_ms,
+        smtp_port=args.smtp_port or None, domain_list_path=args.domain_list, rtt_ms=args.rtt_ms,
     )
 
 
@@ -341,6 +358,19 @@ def _logs(args: argparse.Namespace) -> int:
               f"{item['lines']} {'packets' if item['kind'] != 'log' else 'lines'}, "
               f"{item['sessions']} sessions, {item['unparseable']} unparseable")
     print(f"{meta['counts']['sessions']} sessions written to {args.out}/sessions.parquet")
+    return 0
+
+
+def _notebooks(args: argparse.Namespace) -> int:
+    from research.demo import copy_notebooks
+
+    for path in copy_notebooks(args.dir, force=args.force):
+        print(path)
+    if importlib.util.find_spec("ipykernel") is None:
+        print("No Jupyter kernel in this environment: pip install 'starttls-survey[jupyter]', "
+              "or install starttls-survey into your Jupyter's environment")
+    else:
+        print(f"Open them with Jupyter: jupyter lab {args.dir}")
     return 0
 
 

@@ -20,15 +20,9 @@ from research.errors import InputError
 from research.policy.mtasts import HTTPS_PORT
 from research.store.schema import Engine
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-PROJECT_DIR = PACKAGE_DIR.parent
-DATA_DIR = PROJECT_DIR / "data"
-TESTBED_DIR = DATA_DIR / "testbed"
-"""Scenario files (``NAME.toml``) for :mod:`research.testbed`."""
-DOMAIN_LIST = DATA_DIR / "top100_email_domains.csv"
-"""The 2019 study's list of the 100 most popular e-mail domains."""
-RESULTS_DIR = PROJECT_DIR / "results"
-"""Default parent of scan output directories (raw log, tables)."""
+RESULTS_DIR = Path("results")
+"""Default parent of output directories (``results/demo-isc-2019``, ``results/my-mail-server``):
+``results/`` under the current directory, wherever the package is installed."""
 
 DEFAULT_PORT = 25
 DEFAULT_TIMEOUT = 10.0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from research.demo import notebook_files
 from research.store.results import load_results
 from research.testbed import Testbed
 
@@ -67,6 +68,39 @@ def test_version_and_help() -> None:
     assert proc.returncode == 0 and proc.stdout.startswith("starttls-survey ")
     proc = run("scan", "--help")
     assert proc.returncode == 0 and "--resume" in proc.stdout and "--ehlo-name" in proc.stdout
+
+
+def test_notebooks_are_copied_out_and_never_overwritten_unasked(tmp_path: Path) -> None:
+    dest = tmp_path / "nb"
+    proc = run("notebooks", str(dest))
+    assert proc.returncode == 0, proc.stderr
+    shipped = notebook_files()
+    assert [p.name for p in sorted(dest.iterdir())] == [p.name for p in shipped]
+    assert all((dest / p.name).read_bytes() == p.read_bytes() for p in shipped)
+    assert proc.stdout.splitlines()[:len(shipped)] == [str(dest / p.name) for p in shipped]
+    # An edited copy is the user's: kept, with one line saying how to replace it.
+    mine = dest / shipped[0].name
+    mine.write_text("my edits")
+    assert_usage_error(run("notebooks", str(dest)),
+                       f"{mine} exists and {len(shipped) - 1} more; use --force to overwrite")
+    assert mine.read_text() == "my edits"
+    assert run("notebooks", str(dest), "--force").returncode == 0
+    assert mine.read_bytes() == shipped[0].read_bytes()
+    assert_usage_error(run("notebooks", str(mine / "sub")), "cannot write the notebooks")
+
+
+def test_dask_scheduler_without_the_dask_extra_names_it(tmp_path: Path) -> None:
+    """As in an environment installed without ``[dask]``: distributed cannot be imported."""
+    code = ("import sys; sys.modules['distributed'] = None; from research.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "scan", "a.example", "--out", str(tmp_path / "out"),
+         "--resolver", "127.0.0.1:9", "--dask-scheduler", "tcp://127.0.0.1:9"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr == ("starttls-survey: error: --dask-scheduler needs Dask, an optional "
+                           "part: pip install 'starttls-survey[dask]'\n")
+    assert not (tmp_path / "out").exists()
 
 
 def test_output_directory_that_cannot_be_created(tmp_path: Path) -> None:

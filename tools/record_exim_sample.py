@@ -1,5 +1,6 @@
-"""Record data/samples/exim-mainlog.log: real Exim 4.96 (Debian 12's exim4-daemon-light, GnuTLS)
-receiving mail over STARTTLS at each TLS version and relaying it to the ``mta`` testbed.
+"""Record research/traffic/samples/exim-mainlog.log: real Exim 4.96 (Debian 12's
+exim4-daemon-light, GnuTLS) receiving mail over STARTTLS at each TLS version and relaying it to
+the ``mta`` testbed.
 
 Not part of the test suite (Exim conflicts with Postfix as Debian's MTA, so CI does not install
 it). How the shipped sample was made, on a developer machine, as root::
@@ -13,7 +14,7 @@ it). How the shipped sample was made, on a developer machine, as root::
     mkdir -p /etc/exim4 && echo /tmp/exim/exim.conf > /etc/exim4/trusted_configs
                                          # Debian's TRUSTED_CONFIG_LIST: with -C, Exim keeps
                                          # its privileges only for a listed configuration
-    .venv/bin/python tools/record_exim_sample.py /tmp/exim data/samples/
+    .venv/bin/python tools/record_exim_sample.py /tmp/exim research/traffic/samples/
 
 The Exim binary runs from the unpacked tree with a configuration of our own (``-C``): a daemon
 on 127.0.0.1 with STARTTLS, a manualroute router sending each ``*.mta.test`` domain to its

@@ -1,5 +1,6 @@
-"""Record data/samples/sendmail-maillog.log: real Sendmail 8.17 (Debian 12's sendmail-bin,
-OpenSSL) receiving mail over STARTTLS at each TLS version and relaying it to the ``mta`` testbed.
+"""Record research/traffic/samples/sendmail-maillog.log: real Sendmail 8.17 (Debian 12's
+sendmail-bin, OpenSSL) receiving mail over STARTTLS at each TLS version and relaying it to the
+``mta`` testbed.
 
 Not part of the test suite (Sendmail conflicts with Postfix as Debian's MTA, so CI does not
 install it). How the shipped sample was made, on a developer machine, as root::
@@ -8,7 +9,7 @@ install it). How the shipped sample was made, on a developer machine, as root::
     apt-get download sendmail-bin sendmail-base sendmail-cf libmilter1.0.1 liblockfile1
     for f in *.deb; do dpkg -x "$f" root; done
     apt-get install m4 libwrap0          # to build sendmail.cf; a library sendmail links
-    .venv/bin/python tools/record_sendmail_sample.py /tmp/sm data/samples/
+    .venv/bin/python tools/record_sendmail_sample.py /tmp/sm research/traffic/samples/
 
 Sendmail logs only through syslog(3). This script binds ``/dev/log`` itself (the machine had
 no syslog daemon) and writes each message as rsyslog's traditional file format does: the

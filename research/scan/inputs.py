@@ -1,4 +1,8 @@
-"""Domain lists: read them (plain or CSV), normalise each name, keep invalid ones as data."""
+"""Domain lists: read them (plain or CSV), normalise each name, keep invalid ones as data.
+
+Lists that ship with the package (``research/scan/lists/NAME.csv``, package data) are read by
+name: ``read_domain_list("isc-2019-top100")``, ``--domains isc-2019-top100``.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,12 @@ from pathlib import Path
 
 from research.errors import InputError, InvalidDomainError
 from research.policy.names import is_ip_address
+from research.store.packaged import package_path
 
 MAX_NAME_LENGTH = 253
 MAX_LABEL_LENGTH = 63
+STUDY_LIST = "isc-2019-top100"
+"""The 2019 study's list of the 100 most popular e-mail domains, shipped with the package."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,8 @@ class DomainInput:
 class DomainList:
     entries: list[DomainInput]
     source: str
-    """A file path, or ``arguments`` for names given on the command line."""
+    """A file path, a shipped list's name, or ``arguments`` for names given on the command
+    line."""
     sha256: str
 
 
@@ -139,26 +147,49 @@ def read_text_file(path: Path, what: str) -> tuple[bytes, str]:
         raise InputError(f"{path}: {what} is not UTF-8 text") from None
 
 
+def lists_dir() -> Path:
+    """The domain lists shipped with the package (``NAME.csv``; package data)."""
+    return package_path("research.scan", "lists")
+
+
+def shipped_lists() -> list[str]:
+    """Names of the shipped domain lists, sorted (:data:`STUDY_LIST` among them)."""
+    return sorted(p.stem for p in lists_dir().glob("*.csv"))
+
+
 def read_domain_list(path: str | Path) -> DomainList:
     """Read a domain list: one domain a line, or a CSV with a ``domain`` column (``rank`` optional).
 
-    Blank lines and ``#`` comments are ignored in plain lists. Without a ``rank`` column, ranks are
-    the 1-based order of the entries.
+    ``path`` is a file, or the name of a shipped list (:func:`shipped_lists`) when no file of
+    that name exists. Blank lines and ``#`` comments are ignored in plain lists. Without a
+    ``rank`` column, ranks are the 1-based order of the entries.
 
     Raises:
         InputError: the file cannot be read, is not UTF-8 text, is empty, or is a CSV without a
             ``domain`` column or with a non-integer ``rank``.
     """
-    path = Path(path)
+    path, source = _locate(Path(path))
     data, text = read_text_file(path, "domain list")
     pairs = _parse_text(text, path)
     if not pairs:
         raise InputError(f"{path}: no domains in file")
     return DomainList(
         entries=make_entries(pairs),
-        source=str(path),
+        source=source,
         sha256=hashlib.sha256(data).hexdigest(),
     )
+
+
+def _locate(path: Path) -> tuple[Path, str]:
+    """The file to read for ``path`` and the source to record: the file itself if it exists,
+    else a shipped list of that name (recorded by name, the same on every machine)."""
+    if path.exists() or len(path.parts) != 1 or path.suffix:
+        return path, str(path)
+    name = str(path)
+    if name in shipped_lists():
+        return lists_dir() / f"{name}.csv", name
+    raise InputError(f"{name}: no such file, nor a shipped list "
+                     f"(shipped: {', '.join(shipped_lists()) or 'none'})")
 
 
 def _parse_text(text: str, path: Path) -> list[tuple[str, int]]:

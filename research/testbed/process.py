@@ -21,7 +21,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from research import settings as config
 from research.errors import TestbedError
 from research.settings import SurveySettings
 from research.testbed.ca import write_certificates
@@ -86,7 +85,7 @@ class Testbed:
             log_path = workdir / "server.log"
             command = [
                 sys.executable, "-m", "research.testbed", "serve",
-                "--scenario", str(scenario.path),
+                "--scenario", str(scenario.path.resolve()),  # the child runs elsewhere
                 "--cert-dir", str(workdir / "certs"),
                 "--dns-host", dns_host,
                 "--dns-port", str(dns_port),
@@ -101,7 +100,7 @@ class Testbed:
             with log_path.open("wb") as log:
                 process = subprocess.Popen(
                     command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
-                    cwd=config.PROJECT_DIR, env=_child_env(),
+                    cwd=workdir, env=_child_env(),
                 )
             endpoints = _wait_until_ready(process, ready_file, log_path, timeout)
             return cls(scenario, process, workdir, endpoints, ca_path.read_bytes())
@@ -233,12 +232,9 @@ class Testbed:
 
 
 def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # The child must import this very package, installed or not.
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(config.PROJECT_DIR), env.get("PYTHONPATH", "")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    # The child imports the package as this interpreter does (sys.executable, installed or
+    # editable): no clone on its path, and its own temporary directory as working directory.
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def _wait_until_ready(process: subprocess.Popen[bytes], ready_file: Path, log_path: Path,

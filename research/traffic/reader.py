@@ -28,8 +28,9 @@ from typing import IO, Any, Protocol, cast
 import pandas as pd
 
 from research.errors import InputError
-from research.settings import DATA_DIR, RESULTS_DIR
+from research.settings import RESULTS_DIR
 from research.store.files import META_NAME, write_json
+from research.store.packaged import package_path
 from research.store.provenance import LOG_LIBRARIES, library_versions, tool_version
 from research.store.schema import InputKind, SessionSource
 from research.traffic.logs.exim import EximParser
@@ -217,15 +218,19 @@ def write_sessions(paths: Sequence[str | Path], out_dir: str | Path, *,
     return meta
 
 
-SAMPLES_DIR = DATA_DIR / "samples"
-"""Small real logs and captures shipped with the project (provenance in its README.md)."""
 SAMPLE_LOCAL_IPS = ("127.0.0.1",)
 """The sampled Postfix listened and sent from 127.0.0.1: its captures' local address."""
 
 
+def samples_dir() -> Path:
+    """Small real logs and captures shipped inside the package (package data in
+    ``research/traffic/samples/``; provenance in its ``README.md``)."""
+    return package_path("research.traffic", "samples")
+
+
 def sample_files() -> list[Path]:
-    """The shipped sample logs and captures (everything in :data:`SAMPLES_DIR` but README)."""
-    return sorted(p for p in SAMPLES_DIR.iterdir() if p.is_file() and p.suffix != ".md")
+    """The shipped sample logs and captures (everything in :func:`samples_dir` but README)."""
+    return sorted(p for p in samples_dir().iterdir() if p.is_file() and p.suffix != ".md")
 
 
 def sessions_for_notebook(target: str = "testbed", results_dir: str | Path | None = None,

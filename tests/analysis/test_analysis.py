@@ -49,9 +49,9 @@ from research.analysis import (
     weak_suites,
 )
 from research.errors import SurveyError
-from research.settings import TESTBED_DIR
 from research.store.results import SurveyResults
 from research.store.schema import DomainCategory
+from research.testbed import scenarios_dir
 
 
 def cell(table: pd.DataFrame, metric: str, unit: str) -> tuple[int, int]:
@@ -282,9 +282,7 @@ def test_diary_summary() -> None:
 
 def test_isc_2019_ground_truth_gives_the_diary_numbers() -> None:
     """The testbed's replica of the 2019 population, scanned perfectly, tells the diary's story."""
-    path = TESTBED_DIR / "isc-2019.toml"
-    if not path.exists():
-        pytest.skip("testbed scenario not present")
+    path = scenarios_dir() / "isc-2019.toml"
     expect = tomllib.loads(path.read_text(encoding="utf-8"))["scenario"]["expect"]
     r = from_scenario(path)
     d = diary_summary(r).set_index("metric")

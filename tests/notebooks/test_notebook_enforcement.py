@@ -10,10 +10,10 @@ from support.notebooks import execute
 from support.survey_builder import build, domain, frame, host, mx, sample
 
 from research.analysis.enforcement import describe
-from research.settings import PROJECT_DIR
+from research.demo import notebooks_dir
 from research.testbed import Testbed
 
-NOTEBOOK = PROJECT_DIR / "notebooks" / "04_enforcement_readiness.ipynb"
+NOTEBOOK = notebooks_dir() / "04_enforcement_readiness.ipynb"
 
 
 def _text(nb: nbformat.NotebookNode) -> str:

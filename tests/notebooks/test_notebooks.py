@@ -8,12 +8,12 @@ import nbformat
 import pytest
 from support.notebooks import execute
 
+from research.demo import notebook_files
 from research.scan.inputs import read_domain_list
 from research.scan.survey import run_survey
-from research.settings import PROJECT_DIR
 from research.testbed import Testbed
 
-NOTEBOOKS = sorted((PROJECT_DIR / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = notebook_files()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from research.errors import InputError, InvalidDomainError
-from research.scan.inputs import from_arguments, normalize_domain, read_domain_list
+from research.scan.inputs import (
+    STUDY_LIST,
+    from_arguments,
+    lists_dir,
+    normalize_domain,
+    read_domain_list,
+    shipped_lists,
+)
 
 
 @pytest.mark.parametrize(
@@ -80,9 +87,7 @@ def test_duplicates_are_kept_as_invalid_rows(tmp_path: Path) -> None:
 
 
 def test_shipped_study_list_reads_as_100_valid_domains() -> None:
-    from research.settings import DOMAIN_LIST
-
-    got = read_domain_list(DOMAIN_LIST)
+    got = read_domain_list(STUDY_LIST)
     assert len(got.entries) == 100
     assert all(e.domain for e in got.entries)
     assert got.entries[0].domain == "gmail.com" and got.entries[0].rank == 1
@@ -107,6 +112,30 @@ def test_unusable_files_raise_one_line_input_errors(
     with pytest.raises(InputError, match=message) as err:
         read_domain_list(f)
     assert "\n" not in str(err.value)
+
+
+def test_shipped_list_is_read_by_name_and_recorded_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert STUDY_LIST in shipped_lists()
+    by_name = read_domain_list(STUDY_LIST)
+    shipped = lists_dir() / f"{STUDY_LIST}.csv"
+    assert by_name.source == STUDY_LIST  # the same on every machine, not a site-packages path
+    assert by_name.sha256 == hashlib.sha256(shipped.read_bytes()).hexdigest()
+    # A file of that name is the user's and comes first.
+    Path(STUDY_LIST).write_text("mine.example\n")
+    mine = read_domain_list(STUDY_LIST)
+    assert [e.domain for e in mine.entries] == ["mine.example"]
+    assert mine.source == STUDY_LIST and mine.sha256 != by_name.sha256
+
+
+def test_unknown_list_name_says_which_lists_ship(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as err:
+        read_domain_list("top-1m")
+    assert str(err.value) == f"top-1m: no such file, nor a shipped list (shipped: {STUDY_LIST})"
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:

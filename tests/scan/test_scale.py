@@ -113,7 +113,10 @@ def test_streamed_tables_of_an_empty_survey(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def dask_client() -> Iterator[object]:
-    distributed = pytest.importorskip("distributed")
+    # The [dask] extra, which the dev extra installs: missing, this fails (no skip). Imported
+    # here, not at the top, to keep it out of the fast loop's collection.
+    import distributed
+
     with distributed.LocalCluster(n_workers=1, threads_per_worker=4, processes=False,
                                   protocol="tcp", host="127.0.0.1", scheduler_port=0,
                                   dashboard_address=None) as cluster, \

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support.repo import REPO_DIR
 
 from research.errors import ResultsError
-from research.settings import PROJECT_DIR
 from research.store.rawlog import RawLogWriter, read_records, repair
 from research.store.results import build_tables, load_results, save_results
 from research.store.schema import META_KEYS, TABLES, dtypes
@@ -101,7 +101,7 @@ def test_torn_last_line_is_dropped_and_repaired(tmp_path: Path) -> None:
 
 
 def test_data_readme_documents_every_column() -> None:
-    readme = (PROJECT_DIR / "data" / "README.md").read_text()
+    readme = (REPO_DIR / "data" / "README.md").read_text()
     for name, columns in TABLES.items():
         section = readme.split(f"### `{name}`", 1)
         assert len(section) == 2, f"no section for {name}"
@@ -111,7 +111,7 @@ def test_data_readme_documents_every_column() -> None:
 
 
 def test_data_readme_documents_every_meta_key() -> None:
-    readme = (PROJECT_DIR / "data" / "README.md").read_text()
+    readme = (REPO_DIR / "data" / "README.md").read_text()
     body = readme.split("### `meta.json`", 1)[1].split("\n## ", 1)[0]
     documented = dict(re.findall(r"^\| `([a-z0-9_]+)` \| (.+) \|$", body, re.M))
     assert set(documented) == set(META_KEYS)

@@ -8,7 +8,8 @@ import inspect
 import re
 from enum import StrEnum
 
-from research.settings import PROJECT_DIR
+from support.repo import REPO_DIR
+
 from research.store import schema
 
 
@@ -39,7 +40,7 @@ def test_every_member_of_every_vocabulary_has_its_meaning_documented() -> None:
 
 
 def test_data_readme_names_every_enforcement_verdict_in_order() -> None:
-    readme = (PROJECT_DIR / "data" / "README.md").read_text()
+    readme = (REPO_DIR / "data" / "README.md").read_text()
     section = readme.split("## Enforcement verdicts", 1)[1].split("\n#", 1)[0]
     bullets = {b.split("`", 2)[1]: " ".join(b.split()) for b in section.split("\n- ")[1:]}
     for function, vocabulary in (("mta_sts_verdicts", schema.StsVerdict),

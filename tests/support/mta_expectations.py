@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from collections import Counter
 
-from research.settings import DATA_DIR
 from research.testbed import Host, load_scenario
+from research.traffic.reader import samples_dir
 from support.postfix_harness import (
     FAILED_HANDSHAKE_CLIENT_VERSION,
     FAILED_HANDSHAKE_DOMAIN,
     WORKLOAD,
 )
 
-SAMPLES = DATA_DIR / "samples"
+SAMPLES = samples_dir()
 POSTFIX_SAMPLE = SAMPLES / "postfix-maillog.log"
 EXIM_SAMPLE = SAMPLES / "exim-mainlog.log"
 SENDMAIL_SAMPLE = SAMPLES / "sendmail-maillog.log"

@@ -11,11 +11,9 @@ import csv
 import errno
 import ipaddress
 import os
-import signal
 import smtplib
 import socket
 import ssl
-import subprocess
 import sys
 import time
 import warnings
@@ -29,8 +27,9 @@ import dns.rcode
 import dns.resolver
 import pytest
 from cryptography import x509
+from support.foreground import foreground, interrupt
 
-from research import settings as config
+import research.testbed
 from research.errors import ScenarioError
 from research.store.schema import HostStatus
 from research.testbed import (
@@ -39,6 +38,7 @@ from research.testbed import (
     TestbedError,
     list_scenarios,
     load_scenario,
+    scenarios_dir,
 )
 from research.testbed.scenario import Host
 
@@ -172,6 +172,18 @@ def test_shipped_scenarios_are_listed_and_load() -> None:
     assert {"isc-2019", "cases", "hostile", "blocked"} <= set(list_scenarios())
     for name in list_scenarios():
         assert load_scenario(name).name == name
+
+
+def test_shipped_scenarios_are_the_files_in_the_package() -> None:
+    """Discovery is a listing of the package's scenarios directory: a file added there is a
+    scenario, with no list to keep in step."""
+    folder = scenarios_dir()
+    assert folder == Path(research.testbed.__file__).parent / "scenarios"
+    assert list_scenarios() == sorted(p.stem for p in folder.glob("*.toml"))
+    with pytest.raises(ScenarioError) as err:
+        load_scenario("no-such-scenario")
+    assert str(err.value) == ("unknown scenario 'no-such-scenario' (available: "
+                              f"{', '.join(list_scenarios())})")
 
 
 def test_isc_2019_ground_truth() -> None:
@@ -614,29 +626,32 @@ def test_dns_must_listen_on_loopback(tiny_path: Path) -> None:
         Testbed.start(tiny_path, dns_host="192.0.2.1")
 
 
+@pytest.mark.testbed
+def test_server_process_runs_in_its_own_directory(tiny_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child neither runs in nor imports from a clone: its working directory is the
+    testbed's temporary one and its PYTHONPATH is the caller's; a scenario path relative to the
+    caller's directory still reaches it."""
+    monkeypatch.chdir(tiny_path.parent)
+    with Testbed.start(tiny_path.name) as tb:
+        workdir = tb.log_path.parent
+        assert Path(os.readlink(f"/proc/{tb.pid}/cwd")) == workdir
+        environ = Path(f"/proc/{tb.pid}/environ").read_bytes().split(b"\0")
+        child_path = next((e for e in environ if e.startswith(b"PYTHONPATH=")), None)
+        mine = os.environ.get("PYTHONPATH")
+        assert child_path == (None if mine is None else f"PYTHONPATH={mine}".encode())
+        assert tb.domains() == [(1, "tiny.test")]
+        with smtp(tb, "127.0.201.1") as client:
+            assert client.ehlo()[0] == 250
+
+
 def test_foreground_mode_prints_how_to_scan_and_stops_on_ctrl_c(
     tiny_path: Path, tmp_path: Path
 ) -> None:
     domains = tmp_path / "domains.csv"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "research.testbed", "up", "--scenario", str(tiny_path),
-         "--dns-port", "0", "--smtp-port", "0", "--domain-list", str(domains)],
-        stdout=subprocess.PIPE, text=True, cwd=config.PROJECT_DIR,
-    )
-    try:
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "Ctrl-C" in line:
-                break
-        text = "".join(lines)
+    with foreground([sys.executable, "-m", "research.testbed", "up", "--scenario", tiny_path,
+                     "--dns-port", "0", "--smtp-port", "0", "--domain-list", domains],
+                    cwd=tmp_path) as (proc, text):
         assert f"starttls-survey scan --domains {domains} --resolver 127.0.0.1:" in text
         assert domains.read_text().splitlines() == ["rank,domain", "1,tiny.test"]
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=10)
-        assert proc.returncode == 0 and "stopped" in out
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert "stopped" in interrupt(proc)

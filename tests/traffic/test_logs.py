@@ -31,9 +31,9 @@ from support.mta_expectations import (
     expected_outbound,
     relay_host,
 )
+from support.repo import REPO_DIR
 
 from research.cli import main
-from research.settings import DATA_DIR
 from research.store.schema import SESSIONS, SESSIONS_META_KEYS, TLS_VERSIONS, Verification
 from research.traffic.logs.lines import Clock, frame
 from research.traffic.names import cipher_bits, iana_cipher
@@ -302,7 +302,7 @@ def test_cipher_names_from_the_samples_map_to_iana() -> None:
 # -- the table, the CLI ------------------------------------------------------------------------
 
 def test_data_readme_documents_the_sessions_table() -> None:
-    readme = (DATA_DIR / "README.md").read_text()
+    readme = (REPO_DIR / "data" / "README.md").read_text()
     section = readme.split("### `sessions`", 1)
     assert len(section) == 2
     body = section[1].split("### ", 1)[0]

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from support.mta_expectations import POSTFIX_SAMPLE
 
-from research.settings import PROJECT_DIR
 from research.traffic.reader import read_sessions
 
 _PID = re.compile(r"\[(\d+)\]:")
@@ -54,7 +53,7 @@ def generate(path: Path, copies: int, *, compress: bool = False) -> int:
 
 def run_child(log: Path, out: Path) -> dict[str, int]:
     result = subprocess.run([sys.executable, "-c", CHILD, str(log), str(out)], check=True,
-                            capture_output=True, text=True, cwd=PROJECT_DIR, timeout=600)
+                            capture_output=True, text=True, cwd=out.parent, timeout=600)
     data: dict[str, int] = json.loads(result.stdout.strip().splitlines()[-1])
     return data
 

@@ -24,11 +24,16 @@ from support.mta_expectations import (
 )
 
 from research.cli import main
-from research.settings import DATA_DIR
-from research.traffic.reader import InputStats, detect_kind, read_sessions, sessions_from
+from research.traffic.reader import (
+    InputStats,
+    detect_kind,
+    read_sessions,
+    samples_dir,
+    sessions_from,
+)
 
-PCAP = DATA_DIR / "samples" / "postfix-sessions.pcap"
-PCAPNG_GZ = DATA_DIR / "samples" / "postfix-sessions.pcapng.gz"
+PCAP = samples_dir() / "postfix-sessions.pcap"
+PCAPNG_GZ = samples_dir() / "postfix-sessions.pcapng.gz"
 LOCAL = ["127.0.0.1"]
 POSTFIX_CLIENT_OFFERS = ["TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"]
 """The harness sets smtp_tls_protocols = >=TLSv1: Postfix's client offers all four."""

@@ -168,9 +168,10 @@ def test_notebook_reads_the_logs_it_is_given(tmp_path: Path) -> None:
     the peers a TLS 1.2 minimum would lose."""
     from support.notebooks import execute
 
-    from research.settings import PROJECT_DIR
+    from research.demo import notebooks_dir
 
-    nb = execute(PROJECT_DIR / "notebooks" / "05_your_mail_server.ipynb", tmp_path,
+
+    nb = execute(notebooks_dir() / "05_your_mail_server.ipynb", tmp_path,
                  target="live", results_dir=str(tmp_path / "mine"),
                  logs=[str(SENDMAIL_SAMPLE)])
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]

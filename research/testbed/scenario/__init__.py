@@ -2,13 +2,18 @@
 
 :mod:`~research.testbed.scenario.model` is the data model, :mod:`~research.testbed.scenario.parser`
 reads and checks a file, :mod:`~research.testbed.scenario.truth` derives what each setting
-implies, and :mod:`~research.testbed.scenario.files` finds the shipped scenarios. The file format
-is documented in ``data/testbed/README.md``.
+implies, and :mod:`~research.testbed.scenario.files` finds the shipped scenarios (package data in
+``research/testbed/scenarios/``). The file format is documented in its ``README.md``.
 """
 
 from __future__ import annotations
 
-from research.testbed.scenario.files import list_scenarios, load_scenario, write_domain_list
+from research.testbed.scenario.files import (
+    list_scenarios,
+    load_scenario,
+    scenarios_dir,
+    write_domain_list,
+)
 from research.testbed.scenario.model import (
     DNS_RESERVED_ADDRESS,
     IPV6_LOOPBACK,
@@ -49,5 +54,6 @@ __all__ = [
     "Throttle",
     "list_scenarios",
     "load_scenario",
+    "scenarios_dir",
     "write_domain_list",
 ]

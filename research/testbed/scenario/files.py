@@ -7,15 +7,22 @@ import re
 import tomllib
 from pathlib import Path
 
-from research import settings as config
 from research.errors import ScenarioError
+from research.store.packaged import package_path
 from research.testbed.scenario.model import Scenario
 from research.testbed.scenario.parser import Invalid, Parser
 
 
+def scenarios_dir() -> Path:
+    """The shipped scenarios: package data in ``research/testbed/scenarios/`` (one
+    ``NAME.toml`` each, and the format's manual, ``README.md``). A file added there is a
+    scenario."""
+    return package_path("research.testbed", "scenarios")
+
+
 def list_scenarios() -> list[str]:
-    """Names of the scenarios shipped in :data:`research.settings.TESTBED_DIR`, sorted."""
-    return sorted(p.stem for p in config.TESTBED_DIR.glob("*.toml"))
+    """Names of the shipped scenarios (:func:`scenarios_dir`), sorted."""
+    return sorted(p.stem for p in scenarios_dir().glob("*.toml"))
 
 
 def load_scenario(name_or_path: str | Path) -> Scenario:
@@ -58,7 +65,7 @@ def _resolve(name_or_path: str | Path) -> Path:
         if not path.is_file():
             raise ScenarioError(f"scenario file not found: {path}")
         return path
-    path = config.TESTBED_DIR / f"{text}.toml"
+    path = scenarios_dir() / f"{text}.toml"
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", text) or not path.is_file():
         known = ", ".join(list_scenarios()) or "none"
         raise ScenarioError(f"unknown scenario {text!r} (available: {known})")

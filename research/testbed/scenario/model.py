@@ -1,5 +1,6 @@
 """What a scenario describes: its hosts, domains and policies, with the ground truth a correct
-scan of them must find. The file format is documented in ``data/testbed/README.md``."""
+scan of them must find. The file format is documented in ``research/testbed/scenarios/README.md``
+(the manual beside the shipped scenarios)."""
 
 from __future__ import annotations
 
@@ -116,7 +117,8 @@ FLOODS = (Behaviour.ENDLESS_LINE, Behaviour.ENDLESS_CONTINUATION)
 
 @dataclass(frozen=True)
 class Throttle:
-    """Which connections a throttling host refuses with ``421`` (``data/testbed/README.md``)."""
+    """Which connections a throttling host refuses with ``421`` (the format's manual,
+    ``research/testbed/scenarios/README.md``)."""
 
     every: int | None = None
     """Refuse every Nth connection (the Nth, 2Nth, ...)."""
@@ -162,7 +164,8 @@ class Host:
     expect_error: str | None = None
     """Text the scan's ``error`` for this host must contain, if given."""
     certificate_names: tuple[str, ...] = ()
-    """The leaf's DNS names; empty for the default (``data/testbed/README.md``)."""
+    """The leaf's DNS names; empty for the default (the format's manual,
+    ``research/testbed/scenarios/README.md``)."""
     certificate_key: CertificateKey = CertificateKey.RSA2048
     send_ca: bool = False
     tlsa: tuple[str, ...] = ()

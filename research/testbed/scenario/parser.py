@@ -1,5 +1,6 @@
 """The scenario file's parser: every key checked, every rule of the format enforced, each broken
-rule a one-line message naming the entry (``data/testbed/README.md`` is the format's manual)."""
+rule a one-line message naming the entry (the format's manual is
+``research/testbed/scenarios/README.md``)."""
 
 from __future__ import annotations
 

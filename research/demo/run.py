@@ -10,15 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from research.errors import InputError
-from research.scan.inputs import read_domain_list
+from research.scan.inputs import STUDY_LIST, read_domain_list
 from research.scan.survey import run_survey
-from research.settings import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_EHLO_NAME,
-    DOMAIN_LIST,
-    RESULTS_DIR,
-    SurveySettings,
-)
+from research.settings import DEFAULT_CONCURRENCY, DEFAULT_EHLO_NAME, RESULTS_DIR, SurveySettings
 from research.store.files import META_NAME, RAW_LOG_NAME
 from research.store.results import SurveyResults, load_results
 
@@ -94,5 +88,5 @@ def survey_for_notebook(
         return load_results(out)
     if target == "testbed":
         return run_demo(out, scenario=scenario, progress=progress)
-    return run_survey(read_domain_list(DOMAIN_LIST), out, SurveySettings.build(ehlo_name=ehlo_name),
+    return run_survey(read_domain_list(STUDY_LIST), out, SurveySettings.build(ehlo_name=ehlo_name),
                       progress=progress, resume=(out / RAW_LOG_NAME).exists())
