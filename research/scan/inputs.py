@@ -184,7 +184,7 @@ def read_domain_list(source: str | Path | IO[bytes], *, top: int | None = None,
 
 
 def entries_sha256(pairs: Iterable[tuple[str, int]]) -> str:
-    """SHA-256 (hex) of ``(input, rank)`` entries: their ``RANK,INPUT`` lines joined by ``\n``
+    """SHA-256 (hex) of ``(input, rank)`` entries: their ``RANK,INPUT`` lines joined by ``\\n``
     (UTF-8, no final newline), ``INPUT`` as read with surrounding whitespace stripped."""
     return hashlib.sha256("\n".join(f"{rank},{raw}" for raw, rank in pairs).encode()).hexdigest()
 
