@@ -71,8 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Resolve MX hosts of the domains and probe each once.")
     scan.add_argument("domains", nargs="*", metavar="DOMAIN", help="domains to survey")
     scan.add_argument("--domains", dest="domains_file", type=Path, metavar="FILE",
-                      help="one domain per line, or a CSV with a 'domain' (and 'rank') column; "
-                           "or a shipped list's name: isc-2019-top100 (the 2019 study's)")
+                      help="the domain list: one a line, a CSV with a 'domain' (and 'rank') "
+                           "column, or rank,domain lines (Tranco, Umbrella, Alexa); plain, "
+                           "gzip, bzip2, xz or a zip of one file; - for standard input; or a "
+                           "shipped list's name: isc-2019-top100 (the 2019 study's)")
+    scan.add_argument("--top", type=_positive_int, metavar="N",
+                      help="survey the first N entries of the list (reads no further)")
+    scan.add_argument("--list-id", metavar="ID",
+                      help="the list's published ID (e.g. Tranco's), recorded in meta.json "
+                           "and the report")
     _add_scan_options(scan, out_required=True)
     scan.add_argument("--resume", action="store_true",
                       help="continue a survey in --out, skipping finished work")
@@ -242,13 +249,14 @@ def _scan(args: argparse.Namespace) -> int:
 
     if bool(args.domains) == bool(args.domains_file):
         raise SurveyError("give either DOMAIN arguments or --domains FILE")
+    if args.domains and (args.top is not None or args.list_id is not None):
+        raise SurveyError("--top and --list-id go with --domains FILE, not DOMAIN arguments")
     if args.trust_ca is not None and not args.trust_ca.is_file():
         raise SurveyError(f"{args.trust_ca}: --trust-ca file not found")
     if args.dnssec_anchor is not None and not args.dnssec_anchor.is_file():
         raise SurveyError(f"{args.dnssec_anchor}: --dnssec-anchor file not found")
-    domains = read_domain_list(args.domains_file) if args.domains_file else from_arguments(
-        args.domains
-    )
+    domains = read_domain_list(args.domains_file, top=args.top, list_id=args.list_id) \
+        if args.domains_file else from_arguments(args.domains)
     settings = SurveySettings.build(
         resolvers=args.resolver or (), port=args.port, ehlo_name=args.ehlo_name,
         timeout=args.timeout, concurrency=args.concurrency,

@@ -329,15 +329,36 @@ _DEFINITIONS = [
 ]
 
 
+def domain_list_provenance(meta: dict[str, Any]) -> str:
+    """One sentence on the surveyed list from ``meta``: its name and format, how many entries
+    were taken, its ID and checksum ("" without a list in ``meta``)."""
+    source = meta.get("domain_list")
+    if not source:
+        return ""
+    form, taken, top = (meta.get(k) for k in ("domain_list_format", "domain_list_entries",
+                                               "domain_list_top"))
+    parts = [f"Domain list {source}" + (f" ({form})" if form else "")]
+    if isinstance(taken, int):
+        parts.append(f"the first {taken:,} entries" if top else f"{taken:,} entries")
+    if meta.get("domain_list_id"):
+        parts.append(f"list ID {meta['domain_list_id']}")
+    if meta.get("domain_list_sha256"):
+        parts.append(f"SHA-256 {meta['domain_list_sha256']}"
+                     + (" (of the entries taken)" if top else ""))
+    return "; ".join(parts) + "."
+
+
 def _meta_html(meta: dict[str, Any]) -> str:
     keys = [k for k in META_KEYS if k in meta] + sorted(k for k in meta if k not in META_KEYS)
     if not keys:
         return '<p class="nodata">no metadata</p>'
+    provenance = domain_list_provenance(meta)
     rows = []
     for key in keys:
         rows.append(f"<tr><th>{_esc(key)}</th><td>{_meta_value(meta[key])}</td>"
                     f"<td>{_esc(META_KEYS.get(key, ''))}</td></tr>")
-    return ('<table class="data"><tr><th>key</th><th>value</th><th>meaning</th></tr>'
+    return ((f"<p>{_esc(provenance)}</p>" if provenance else "")
+            + '<table class="data"><tr><th>key</th><th>value</th><th>meaning</th></tr>'
             + "".join(rows) + "</table>")
 
 

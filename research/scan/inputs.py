@@ -1,4 +1,5 @@
-"""Domain lists: read them (plain or CSV), normalise each name, keep invalid ones as data.
+"""Domain lists: read them (plain, CSV, ranked; compressed or not), normalise each name, keep
+invalid ones as data.
 
 Lists that ship with the package (``research/scan/lists/NAME.csv``, package data) are read by
 name: ``read_domain_list("isc-2019-top100")``, ``--domains isc-2019-top100``.
@@ -8,19 +9,29 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
-from collections.abc import Iterable
+import itertools
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from research.errors import InputError, InvalidDomainError
 from research.policy.names import is_ip_address
+from research.scan._listfile import ListFile
 from research.store.packaged import package_path
 
 MAX_NAME_LENGTH = 253
 MAX_LABEL_LENGTH = 63
+MAX_LIST_ID_LENGTH = 200
 STUDY_LIST = "isc-2019-top100"
 """The 2019 study's list of the 100 most popular e-mail domains, shipped with the package."""
+STDIN = "-"
+"""The ``source`` that means standard input."""
+
+LAYOUT_LINES = "one domain a line"
+LAYOUT_CSV = "CSV with a header"
+LAYOUT_RANKED = "rank,domain CSV without a header"
 
 
 @dataclass(frozen=True)
@@ -39,11 +50,21 @@ class DomainInput:
 
 @dataclass(frozen=True)
 class DomainList:
+    """The entries to survey and where they came from (``meta.json`` records it)."""
+
     entries: list[DomainInput]
     source: str
-    """A file path, a shipped list's name, or ``arguments`` for names given on the command
-    line."""
+    """A file path, a shipped list's name, ``<stdin>``, or ``arguments`` for names given on the
+    command line."""
     sha256: str
+    """See :func:`read_domain_list`; for arguments, of the names joined by newlines."""
+    top: int | None = None
+    """The ``top`` the entries were limited to, if any."""
+    list_id: str | None = None
+    """The list's published ID, as the user gave it."""
+    format: str | None = None
+    """How the file was read: its layout and compression (``rank,domain CSV without a
+    header, zip member top-1m.csv``)."""
 
 
 def normalize_domain(name: str) -> str:
@@ -126,25 +147,52 @@ def from_arguments(names: Iterable[str]) -> DomainList:
     )
 
 
-def read_text_file(path: Path, what: str) -> tuple[bytes, str]:
-    """The bytes of a user's input file and their UTF-8 text; ``what`` names it in errors.
+def read_domain_list(source: str | Path | IO[bytes], *, top: int | None = None,
+                     list_id: str | None = None) -> DomainList:
+    """Read a domain list: one domain a line, a CSV with a ``domain`` column (``rank``
+    optional), or header-less ``rank,domain`` rows (the Tranco, Umbrella and Alexa form); plain,
+    gzip, bzip2, xz, or a zip holding one file (see ``data/README.md``).
+
+    ``source`` is a path, the name of a shipped list (:func:`shipped_lists`) when no file of
+    that name exists, ``-`` for standard input, or a binary stream (left open). ``top``
+    takes the first ``top`` entries in file order (invalid and repeated names count: they
+    become rows) and reads the file no further. ``list_id`` is the list's published ID (Tranco
+    asks papers to cite it), kept for ``meta.json``.
+
+    The checksum (:attr:`DomainList.sha256`): without ``top``, SHA-256 of the bytes as given
+    (compressed, if they were: what ``sha256sum`` prints); with ``top``, SHA-256 of the entries
+    taken (:func:`entries_sha256`), which does not depend on the rest of the file or its
+    compression.
 
     Raises:
-        InputError: the file cannot be read, is a directory, is binary (holds NUL bytes) or is
-            not UTF-8 text.
+        InputError: the file cannot be read, is binary, is not UTF-8 text, has no entries, is
+            a zip of more or fewer than one file, is corrupt compressed data, or is a CSV
+            without a ``domain`` column or with a non-integer rank; ``top`` below 1; a
+            ``list_id`` that is not one short line of text.
     """
-    try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a {what}") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read {what} ({exc.strerror})") from None
-    if b"\x00" in data:
-        raise InputError(f"{path}: binary file, not a {what}")
-    try:
-        return data, data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: {what} is not UTF-8 text") from None
+    if top is not None and top < 1:
+        raise InputError(f"top must be at least 1, not {top}")
+    list_id = _checked_list_id(list_id)
+    shipped = None
+    if isinstance(source, str | Path) and str(source) == STDIN:
+        source = sys.stdin.buffer
+    elif isinstance(source, str | Path):
+        source, shipped = _locate(Path(source))
+    with ListFile(source, "domain list") as file:
+        reader = _ListReader(file.lines(), file.name)
+        pairs = list(itertools.islice(reader, top))
+        if not pairs:
+            raise InputError(f"{file.name}: no domains in file")
+        digest = entries_sha256(pairs) if top is not None else file.sha256()
+        stored = f"zip member {file.member}" if file.member else file.compression
+        return DomainList(
+            entries=make_entries(pairs),
+            source=shipped or file.name,
+            sha256=digest,
+            top=top,
+            list_id=list_id,
+            format=", ".join(p for p in (reader.layout, stored) if p),
+        )
 
 
 def lists_dir() -> Path:
@@ -157,34 +205,11 @@ def shipped_lists() -> list[str]:
     return sorted(p.stem for p in lists_dir().glob("*.csv"))
 
 
-def read_domain_list(path: str | Path) -> DomainList:
-    """Read a domain list: one domain a line, or a CSV with a ``domain`` column (``rank`` optional).
-
-    ``path`` is a file, or the name of a shipped list (:func:`shipped_lists`) when no file of
-    that name exists. Blank lines and ``#`` comments are ignored in plain lists. Without a
-    ``rank`` column, ranks are the 1-based order of the entries.
-
-    Raises:
-        InputError: the file cannot be read, is not UTF-8 text, is empty, or is a CSV without a
-            ``domain`` column or with a non-integer ``rank``.
-    """
-    path, source = _locate(Path(path))
-    data, text = read_text_file(path, "domain list")
-    pairs = _parse_text(text, path)
-    if not pairs:
-        raise InputError(f"{path}: no domains in file")
-    return DomainList(
-        entries=make_entries(pairs),
-        source=source,
-        sha256=hashlib.sha256(data).hexdigest(),
-    )
-
-
-def _locate(path: Path) -> tuple[Path, str]:
-    """The file to read for ``path`` and the source to record: the file itself if it exists,
-    else a shipped list of that name (recorded by name, the same on every machine)."""
+def _locate(path: Path) -> tuple[Path, str | None]:
+    """The file to read for ``path``, and the shipped list's name when it is one (recorded by
+    name, the same on every machine): the file itself if it exists, else a shipped list."""
     if path.exists() or len(path.parts) != 1 or path.suffix:
-        return path, str(path)
+        return path, None
     name = str(path)
     if name in shipped_lists():
         return lists_dir() / f"{name}.csv", name
@@ -192,36 +217,85 @@ def _locate(path: Path) -> tuple[Path, str]:
                      f"(shipped: {', '.join(shipped_lists()) or 'none'})")
 
 
-def _parse_text(text: str, path: Path) -> list[tuple[str, int]]:
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
-        return []
-    first = lines[0]
-    if "," in first or "\t" in first or first.strip().lower() == "domain":
-        return _parse_csv("\n".join(lines), path)
-    return [(ln.strip(), i) for i, ln in enumerate(lines, 1)]
+def entries_sha256(pairs: Iterable[tuple[str, int]]) -> str:
+    """SHA-256 (hex) of ``(input, rank)`` entries: their ``RANK,INPUT`` lines joined by ``\\n``
+    (UTF-8, no final newline), ``INPUT`` as read with surrounding whitespace stripped."""
+    return hashlib.sha256("\n".join(f"{rank},{raw}" for raw, rank in pairs).encode()).hexdigest()
 
 
-def _parse_csv(text: str, path: Path) -> list[tuple[str, int]]:
-    dialect = "excel-tab" if "\t" in text.splitlines()[0] else "excel"
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-    fields = {(f or "").strip().lower(): f for f in reader.fieldnames or []}
-    if "domain" not in fields:
-        found = ", ".join(f for f in fields if f) or "none"
-        raise InputError(f"{path}: CSV has no 'domain' column (columns: {found})")
-    domain_key, rank_key = fields["domain"], fields.get("rank")
-    pairs = []
-    for i, row in enumerate(reader, 1):
-        raw = (row.get(domain_key) or "").strip()
-        if not raw:
-            continue
-        rank = i
-        if rank_key is not None and (row.get(rank_key) or "").strip():
+def _checked_list_id(list_id: str | None) -> str | None:
+    if list_id is None:
+        return None
+    text = list_id.strip()
+    if not text or len(text) > MAX_LIST_ID_LENGTH or not text.isprintable():
+        raise InputError(f"list ID {list_id!r} is not one line of at most "
+                         f"{MAX_LIST_ID_LENGTH} printable characters")
+    return text
+
+
+class _ListReader:
+    """``(input, rank)`` pairs of a list's lines, parsed as they are pulled; ``layout`` says how
+    the list was read once the first entry is."""
+
+    def __init__(self, lines: Iterator[tuple[int, str]], name: str) -> None:
+        self.name = name
+        self.layout: str | None = None
+        self.number = 0
+        """Line number of the line read last (for errors)."""
+        self._lines = lines
+
+    def _content(self) -> Iterator[str]:
+        for number, text in self._lines:
+            self.number = number
+            if text.strip() and not text.lstrip().startswith("#"):
+                yield text
+
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        content = self._content()
+        first = next(content, None)
+        if first is None:
+            return
+        lines = itertools.chain([first], content)
+        if "," in first or "\t" in first or first.strip().lower() == "domain":
+            yield from self._csv(lines, "excel-tab" if "\t" in first else "excel")
+            return
+        self.layout = LAYOUT_LINES
+        for rank, text in enumerate(lines, 1):
+            yield text.strip(), rank
+
+    def _csv(self, lines: Iterator[str], dialect: str) -> Iterator[tuple[str, int]]:
+        reader = csv.reader(lines, dialect=dialect)
+        first = next(reader)
+        rows: Iterator[list[str]] = reader
+        domain_at: int
+        rank_at: int | None
+        if first and _is_rank(first[0]):
+            # No header: rank,domain rows, as Tranco, Umbrella and Alexa publish them.
+            self.layout = LAYOUT_RANKED
+            domain_at, rank_at = 1, 0
+            rows = itertools.chain([first], reader)
+        else:
+            self.layout = LAYOUT_CSV
+            fields = [f.strip().lower() for f in first]
+            if "domain" not in fields:
+                found = ", ".join(f for f in fields if f) or "none"
+                raise InputError(f"{self.name}: CSV has no 'domain' column (columns: {found}) "
+                                 "and no rank,domain rows")
+            domain_at = fields.index("domain")
+            rank_at = fields.index("rank") if "rank" in fields else None
+        for i, row in enumerate(rows, 1):
+            raw = row[domain_at].strip() if len(row) > domain_at else ""
+            if not raw:
+                continue
+            cell = row[rank_at].strip() if rank_at is not None and len(row) > rank_at else ""
             try:
-                rank = int((row[rank_key] or "").strip())
+                rank = int(cell) if cell else i
             except ValueError:
-                raise InputError(
-                    f"{path}: line {i + 1}: rank {row[rank_key]!r} is not an integer"
-                ) from None
-        pairs.append((raw, rank))
-    return pairs
+                raise InputError(f"{self.name}: line {self.number}: rank {cell!r} is not an "
+                                 "integer") from None
+            yield raw, rank
+
+
+def _is_rank(field: str) -> bool:
+    text = field.strip()
+    return text.isascii() and text.isdigit()

@@ -13,13 +13,13 @@ Blank lines and ``#`` comments (whole-line or trailing) are ignored.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
 from research.errors import InputError, InvalidDomainError
-from research.scan.inputs import normalize_domain, read_text_file
+from research.scan._listfile import ListFile
+from research.scan.inputs import normalize_domain
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -62,15 +62,21 @@ def read_opt_out(path: str | Path) -> OptOutList:
     An entry that is neither a valid name nor an IP network makes the whole list unusable:
     guessing what its author meant could mean contacting someone who asked not to be.
 
+    The file may be compressed like a domain list (gzip, bzip2, xz, a zip of one file).
+
     Raises:
         InputError: the file cannot be read, is binary or not UTF-8 text, or has an invalid
             entry (the message names the line).
     """
-    path = Path(path)
-    data, text = read_text_file(path, "opt-out list")
+    with ListFile(path, "opt-out list") as file:
+        names, networks = _entries(file)
+        return OptOutList(frozenset(names), tuple(networks), file.name, file.sha256())
+
+
+def _entries(file: ListFile) -> tuple[set[str], list[IpNetwork]]:
     names: set[str] = set()
     networks: list[IpNetwork] = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in file.lines():
         entry = line.split("#", 1)[0].strip()
         if not entry:
             continue
@@ -84,10 +90,10 @@ def read_opt_out(path: str | Path) -> OptOutList:
                 # No top-level domain is numeric: this is a mistyped address, not a name.
                 raise InvalidDomainError(f"neither an IP address nor a name: {entry!r}")
         except InvalidDomainError as exc:
-            raise InputError(f"{path}: line {number}: not a name or IP network: {exc}") from None
+            raise InputError(f"{file.name}: line {number}: not a name or IP network: "
+                             f"{exc}") from None
         names.add(name)
-    return OptOutList(frozenset(names), tuple(networks), str(path),
-                      hashlib.sha256(data).hexdigest())
+    return names, networks
 
 
 def _network(entry: str) -> IpNetwork | None:

@@ -89,7 +89,7 @@ def run_survey(
     out = _prepare_out_dir(Path(out_dir), resume)
     log_path = out / RAW_LOG_NAME
     repair(log_path)
-    done = _Done.from_log(log_path, domain_list.sha256)
+    done = _Done.from_log(log_path, domain_list)
     if done.opt_out is not None and opt_out is None:
         # Resuming without the list would contact exactly those who asked not to be.
         raise InputError(f"{out}: this survey was started with the opt-out list {done.opt_out}; "
@@ -142,14 +142,18 @@ class _Done:
     tlsa: set[str] = field(default_factory=set)
 
     @classmethod
-    def from_log(cls, path: Path, sha256: str) -> _Done:
+    def from_log(cls, path: Path, domain_list: DomainList) -> _Done:
         done = cls({}, {}, set())
         for record in read_records(path):
             kind = record.get("kind")
-            if kind == RecordKind.START and record.get("domain_list_sha256") != sha256:
-                raise InputError(
-                    f"{path.parent}: --resume with a different domain list than the one started"
-                )
+            if kind == RecordKind.START and record.get("domain_list_sha256") != domain_list.sha256:
+                # The checksum covers the entries taken (see read_domain_list), so the same
+                # file with the same --top resumes, and anything else is another list.
+                started = _describe_list(record.get("domain_list"), record.get("domain_list_top"),
+                                         record.get("domain_list_sha256"))
+                given = _describe_list(domain_list.source, domain_list.top, domain_list.sha256)
+                raise InputError(f"{path.parent}: --resume with a different domain list than "
+                                 f"the one started (started: {started}; given: {given})")
             if kind == RecordKind.START:
                 done.opt_out = (record.get("options") or {}).get("opt_out") or done.opt_out
             if kind == RecordKind.DOMAIN:
@@ -163,6 +167,11 @@ class _Done:
             elif kind == RecordKind.TLSA:
                 done.tlsa.add(record["mx_host"])
         return done
+
+
+def _describe_list(source: object, top: object, sha256: object) -> str:
+    return (f"{source}" + (f" --top {top}" if top else "")
+            + f", SHA-256 {str(sha256)[:12] if sha256 else 'unknown'}")
 
 
 def _entry_key(entry: DomainInput) -> tuple[int, str]:
@@ -204,6 +213,10 @@ class _Run:
             "resolver": describe_resolver(self.resolver),
             "domain_list": domain_list.source,
             "domain_list_sha256": domain_list.sha256,
+            "domain_list_entries": len(domain_list.entries),
+            "domain_list_top": domain_list.top,
+            "domain_list_id": domain_list.list_id,
+            "domain_list_format": domain_list.format,
             "options": {**self.settings.as_options(),
                         "dispatcher": dispatch.describe(self.executor)},
             "resumed": bool(self.done.domains),

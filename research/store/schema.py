@@ -494,9 +494,21 @@ META_KEYS: dict[str, str] = {
     "--resolver was given).",
     "port": "SMTP port scanned.",
     "ehlo_name": "Name sent in EHLO.",
-    "domain_list": "Where the domains came from (file path or `arguments`).",
-    "domain_list_sha256": "SHA-256 of the domain list as read (file bytes, or the arguments "
-    "joined by newlines).",
+    "domain_list": "Where the domains came from: the file path as given, `<stdin>`, or "
+    "`arguments`.",
+    "domain_list_sha256": "SHA-256 (hex) of the domain list. Without --top, of the file's bytes "
+    "as given (compressed, if they were: what `sha256sum FILE` prints); with --top, of the "
+    "entries taken: each entry's `RANK,INPUT` line (the input as read, surrounding whitespace "
+    "stripped), joined by newlines, UTF-8, no final newline; for DOMAIN arguments, of the "
+    "arguments joined by newlines. --resume compares it, so it needs the same file and --top.",
+    "domain_list_entries": "Entries taken from the list (invalid and repeated names included: "
+    "each is a row of `domains`).",
+    "domain_list_top": "The --top N the list was cut to; null for the whole list.",
+    "domain_list_id": "The list's published ID as given with --list-id (Tranco's, for a paper "
+    "to cite); null if none was given.",
+    "domain_list_format": "How the file was read: its layout (`one domain a line`, `CSV with a "
+    "header`, `rank,domain CSV without a header`) and compression (`gzip`, `bzip2`, `xz`, "
+    "`zip member NAME`); null for DOMAIN arguments.",
     "options": "Timeout, concurrency, resume and other scan options (including `mta_sts_port` "
     "and `dnssec_anchor`), among them `engine` (`full`, `versions` or `sslyze`: with `versions` "
     "no suites are enumerated and `ciphers` is empty by design), `retries`, `backoff` and "

@@ -10,7 +10,13 @@ import pytest
 from support.survey_builder import META, build, domain, empty, host, mx, sample
 
 from research.analysis import headline
-from research.report import NO_DATA, markdown_table, narrative, write_report
+from research.report import (
+    NO_DATA,
+    domain_list_provenance,
+    markdown_table,
+    narrative,
+    write_report,
+)
 
 FILES = ["headline.csv", "headline.md", "diary.csv", "diary.md", "policy_sweep.csv",
          "policy_sweep.md", "domains.csv", "hosts.csv", "cipher_suites.csv", "weak_suites.csv",
@@ -109,6 +115,29 @@ def test_html_escapes_what_it_shows(tmp_path: Path) -> None:
     r.meta = {**META, "ehlo_name": "<b>x</b>"}
     page = write_report(r, tmp_path, dpi=60).read_text()
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
+
+
+TRANCO_META = {"domain_list": "top-1m.csv.zip", "domain_list_sha256": "ab" * 32,
+               "domain_list_entries": 1000, "domain_list_top": 1000, "domain_list_id": "K2VWW",
+               "domain_list_format": "rank,domain CSV without a header, zip member top-1m.csv"}
+
+
+def test_the_domain_list_is_stated_with_its_id_and_checksum(tmp_path: Path) -> None:
+    sentence = ("Domain list top-1m.csv.zip (rank,domain CSV without a header, zip member "
+                f"top-1m.csv); the first 1,000 entries; list ID K2VWW; SHA-256 {'ab' * 32} (of "
+                "the entries taken).")
+    assert domain_list_provenance(TRANCO_META) == sentence
+    whole = {"domain_list": "list.txt", "domain_list_sha256": "cd" * 32,
+             "domain_list_entries": 12, "domain_list_top": None, "domain_list_id": None,
+             "domain_list_format": "one domain a line"}
+    assert domain_list_provenance(whole) == (f"Domain list list.txt (one domain a line); 12 "
+                                             f"entries; SHA-256 {'cd' * 32}.")
+    assert domain_list_provenance({"domain_list": "x.csv"}) == "Domain list x.csv."
+    assert domain_list_provenance(META) == ""
+    r = sample()
+    r.meta = {**META, **TRANCO_META, "domain_list_id": "<K2VWW>"}
+    page = write_report(r, tmp_path, dpi=60).read_text()
+    assert sentence.replace("K2VWW", "&lt;K2VWW&gt;") in page
 
 
 def test_markdown_table() -> None:
