@@ -46,7 +46,8 @@ def chromium() -> Iterator[Any]:
 def render(browser: Any, url: str, width: int, height: int = 900) -> dict[str, Any]:
     """Open ``url`` in a fresh page ``width`` CSS pixels wide and measure it: ``scroll_width``,
     ``inner_width``, ``height`` (the document's), ``images`` (each ``src`` head, loaded or
-    not, natural width), ``console_errors`` and ``page_errors`` (uncaught exceptions) and
+    not, natural width), ``sections`` (ids), ``wide`` (elements past the right edge, for the
+    failure message), ``console_errors`` and ``page_errors`` (uncaught exceptions) and
     ``failed_requests``."""
     page = browser.new_page(viewport={"width": width, "height": height})
     console: list[str] = []
@@ -63,6 +64,7 @@ def render(browser: Any, url: str, width: int, height: int = 900) -> dict[str, A
         images: Array.from(document.images).map(img => ({
             src: (img.getAttribute('src') || '').slice(0, 80),
             complete: img.complete, natural_width: img.naturalWidth})),
+        sections: Array.from(document.querySelectorAll('section[id]')).map(s => s.id),
         wide: Array.from(document.querySelectorAll('body *'))
             .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
             .slice(0, 5).map(e => e.tagName + '.' + e.className),
