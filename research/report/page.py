@@ -134,7 +134,8 @@ def table_view(frame: pd.DataFrame, columns: list[str] | None = None, *,
     source = frame if columns is None else frame[columns]
     shown = display(source, labels=labels)
     numeric = [(pd.api.types.is_numeric_dtype(source[c]) and not pd.api.types.is_bool_dtype(
-        source[c])) or str(c).endswith(("share", "coverage")) for c in source.columns]
+        source[c])) or str(c).endswith(("share", "coverage", "_then", "_now", "_change"))
+        for c in source.columns]
     return {"columns": list(shown.columns), "rows": shown.values.tolist(), "numeric": numeric,
             "empty_note": empty_note}
 
