@@ -219,8 +219,9 @@ def test_comparison_section(tmp_path: Path) -> None:
     assert "gained STARTTLS 1 (epsilon.example)" in comparison
     assert "switched TLS 1.0 off 1 (delta.example)" in comparison
     # The side-by-side table and the domains that moved between categories.
-    assert re.search(r"<td>STARTTLS \(TLS handshake succeeds\)</td><td>4/6 \(67%\)</td>"
-                     r"<td>5/6 \(83%\)</td><td>\+17 pp</td>", comparison)
+    assert re.search(r'<td>STARTTLS \(TLS handshake succeeds\)</td><td class="num">4/6 \(67%\)'
+                     r'</td><td class="num">5/6 \(83%\)</td><td class="num">\+17 pp</td>',
+                     comparison)
     assert re.search(r"<td>epsilon\.example</td><td>no STARTTLS</td><td>TLS ≥ 1\.2 on all MX "
                      r"hosts</td>", comparison)
     assert "2024-03-05, compared with" not in page and "compared with 2024-03-05" in page
