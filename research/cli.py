@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="names (with everything below them) and IP networks never to "
                            "contact, one a line")
     _add_engine_options(scan)
+    _add_license_option(scan)
 
     testbed = sub.add_parser("testbed", help="the loopback testbed")
     tb_sub = testbed.add_subparsers(dest="testbed_command", required=True, parser_class=_Parser)
@@ -193,6 +194,15 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
                    metavar="S", help="seconds a host is paused before the first retry; doubles")
     p.add_argument("--dask-scheduler", metavar="ADDRESS",
                    help="run the host probes on this Dask cluster (e.g. tcp://10.0.0.5:8786)")
+
+
+def _add_license_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--license", metavar="ID|URL",
+                   help="licence of the data, for DIR/datapackage.json: an SPDX identifier "
+                   "(CC-BY-4.0, CC0-1.0, ODbL-1.0, ...) or the licence's address; default none "
+                   "(the data describe other people's servers: you decide)")
+
+
 def _add_logs_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     logs = sub.add_parser(
         "logs", help="TLS sessions from your own MTA's logs and packet captures",
@@ -209,6 +219,7 @@ def _add_logs_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     logs.add_argument("--local-ip", action="append", default=[], metavar="IP",
                       dest="local_ips", help="this server's address, to tell inbound from "
                                              "outbound in captures (repeatable)")
+    _add_license_option(logs)
 
 
 def _version() -> str:
@@ -262,7 +273,7 @@ def _scan(args: argparse.Namespace) -> int:
         timeout=args.timeout, concurrency=args.concurrency,
         per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
         opt_out=args.opt_out, mta_sts_port=args.mta_sts_port, dnssec_anchor=args.dnssec_anchor,
-        engine=args.engine, retries=args.retries, backoff=args.backoff,
+        engine=args.engine, retries=args.retries, backoff=args.backoff, license=args.license,
     )
     try:
         with _dask_client(args.dask_scheduler) as client:
@@ -358,7 +369,7 @@ def _logs(args: argparse.Namespace) -> int:
 
     try:
         meta = write_sessions(args.files, args.out, timezone=args.timezone, year=args.year,
-                              local_ips=args.local_ips)
+                              local_ips=args.local_ips, license=args.license)
     except OSError as exc:
         raise InputError(f"{args.out}: cannot write ({exc.strerror or exc})") from None
     for item in meta["inputs"]:

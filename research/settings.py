@@ -18,6 +18,7 @@ from typing import Any
 
 from research.errors import InputError
 from research.policy.mtasts import HTTPS_PORT
+from research.store.licenses import license_entry
 from research.store.schema import Engine
 
 RESULTS_DIR = Path("results")
@@ -111,6 +112,10 @@ class SurveySettings:
     the resolver's AD bit (:mod:`research.scan.dnssec`)."""
     opt_out: str | None = None
     """An opt-out list file (:mod:`research.scan.optout`): what it covers is never contacted."""
+    license: str | None = None
+    """The licence the survey's data are published under (``--license``: an SPDX identifier or
+    the licence's address), for its ``datapackage.json``; none by default, since the data
+    describe other people's servers."""
 
     def __post_init__(self) -> None:
         if isinstance(self.resolvers, str):
@@ -123,6 +128,9 @@ class SurveySettings:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, str(value))
+        if self.license is not None:
+            license_entry(self.license)  # raises InputError for what is no licence
+            object.__setattr__(self, "license", self.license.strip())
 
     @property
     def timeout(self) -> float:

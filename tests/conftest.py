@@ -23,7 +23,7 @@ from research.testbed import Testbed
 
 TESTBED_FIXTURES = frozenset({
     "isc_testbed", "cases_testbed", "hostile_testbed", "enforcement_testbed", "blocked_testbed",
-    "mta_testbed", "hostile_scan", "enforcement_survey", "postfix_run",
+    "mta_testbed", "hostile_scan", "enforcement_survey", "postfix_run", "today_survey",
 })
 
 
@@ -123,6 +123,20 @@ def enforcement_survey(enforcement_testbed: Testbed,
     domains = read_domain_list(tb.write_domain_list(out / "domains.csv"))
     assert tb.mta_sts_port is not None
     run_survey(domains, out, tb.settings(timeout=3), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def today_survey(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved survey of the ``today`` scenario (the isc-2019 domains as they might look now),
+    DNSSEC validated from the testbed's trust anchor; the directory it was written to."""
+    from research.scan.inputs import read_domain_list
+    from research.scan.survey import run_survey
+
+    out = tmp_path_factory.mktemp("today-survey")
+    with Testbed.start("today") as tb:
+        domains = read_domain_list(tb.write_domain_list(out / "domains.csv"))
+        run_survey(domains, out, tb.settings(timeout=3), progress=False)
     return out
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from research.errors import ResultsError
+from research.store.datapackage import write_survey_package
 from research.store.files import META_NAME, RAW_LOG_NAME, atomic_write, write_json
 from research.store.frames import cast_table, make_table
 from research.store.provenance import SURVEY_LIBRARIES, library_versions, tool_version
@@ -210,7 +211,8 @@ def smtp_port_blocked(hosts: pd.DataFrame) -> bool | None:
 
 
 def save_results(results: SurveyResults, out_dir: str | Path) -> Path:
-    """Write every table as Parquet and ``meta.json`` into ``out_dir``, each atomically."""
+    """Write every table as Parquet and ``meta.json`` into ``out_dir``, each atomically, and the
+    Data Package that publishes them (``datapackage.json`` and the tables as CSV)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name in TABLES:
@@ -221,6 +223,7 @@ def save_results(results: SurveyResults, out_dir: str | Path) -> Path:
 
         atomic_write(out / f"{name}.parquet", write)
     write_json(out / META_NAME, results.meta)
+    write_survey_package(out, results.meta)
     return out
 
 

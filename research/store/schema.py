@@ -512,7 +512,8 @@ META_KEYS: dict[str, str] = {
     "options": "Timeout, concurrency, resume and other scan options (including `mta_sts_port` "
     "and `dnssec_anchor`), among them `engine` (`full`, `versions` or `sslyze`: with `versions` "
     "no suites are enumerated and `ciphers` is empty by design), `retries`, `backoff` and "
-    "`dispatcher` (where the host probes ran).",
+    "`dispatcher` (where the host probes ran), and `license` (the data's licence, `--license`; "
+    "null when none was given).",
     "counts": "Rows per table and hosts per status.",
     "smtp_port_blocked": "True when every host with an address (at least two) timed out or "
     "refused: outbound connections to `port` are probably blocked on the scanning network, so "
@@ -965,6 +966,46 @@ SESSIONS_META_KEYS: dict[str, str] = {
     "`lines` (log lines or packets read), `sessions`, `unparseable` (log lines that are not "
     "log lines of a known format, or TLS lines whose fields cannot be read) and `sources` "
     "(sessions per MTA).",
-    "options": "`timezone`, `year` and `local_ips` as given.",
+    "options": "`timezone`, `year`, `local_ips` and `license` as given.",
     "counts": "Rows of `sessions`, and sessions per direction, TLS version and source.",
 }
+
+
+# -- every table as a whole --------------------------------------------------------------------
+
+TABLE_DOCS: dict[str, str] = {
+    "domains": "One row per entry of the domain list: how DNS answered for its mail servers.",
+    "mx": "One row per (domain, MX host) mail would be sent to, with its preference.",
+    "hosts": "One row per scanned (MX host, IP address): the SMTP probe, STARTTLS, the TLS "
+    "versions accepted, the certificate and how a sender that authenticates it would fare.",
+    "ciphers": "One row per cipher suite an (MX host, IP) accepted, per TLS version (empty "
+    "when the survey ran with `engine` `versions`).",
+    "certificates": "One row per certificate of the chain each (MX host, IP) presented.",
+    "mta_sts": "MTA-STS (RFC 8461) as a sender finds it: one row per domain with MX hosts.",
+    "tlsrpt": "SMTP TLS Reporting (RFC 8460) records: one row per domain with MX hosts.",
+    "dane": "DANE for SMTP (RFC 7672): one row per (domain, MX host) of the domains with MX "
+    "hosts, the MX RRset's DNSSEC state beside the host's TLSA lookup.",
+    "sessions": "One row per SMTP session seen in a mail server's logs or packet captures.",
+}
+"""What one row of each table (:data:`TABLES` and :data:`SESSION_TABLES`) is."""
+
+COLUMN_VALUES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("domains", "dns_status"): tuple(DnsStatus),
+    ("hosts", "status"): tuple(HostStatus),
+    ("hosts", "min_version"): VERSION_LABELS,
+    ("hosts", "max_version"): VERSION_LABELS,
+    ("hosts", "negotiated_version"): VERSION_LABELS,
+    ("hosts", "webpki_result"): tuple(TlsResult),
+    ("ciphers", "tls_version"): VERSION_LABELS,
+    ("mta_sts", "txt_status"): tuple(RecordStatus),
+    ("mta_sts", "fetch_status"): tuple(FetchStatus),
+    ("mta_sts", "policy_result"): tuple(TlsResult),
+    ("tlsrpt", "status"): tuple(RecordStatus),
+    ("dane", "mx_dnssec"): tuple(DnssecStatus),
+    ("dane", "tlsa_status"): tuple(TlsaStatus),
+    ("dane", "tlsa_dnssec"): tuple(DnssecStatus),
+    ("sessions", "direction"): tuple(Direction),
+    ("sessions", "verification"): tuple(Verification),
+}
+"""(table, column) → the closed vocabulary its non-null values come from (a Data Package's
+``enum`` constraint)."""

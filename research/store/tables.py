@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from research.store.datapackage import write_survey_package
 from research.store.files import META_NAME, write_json
 from research.store.parquet import BatchWriter
 from research.store.rawlog import parse_line, read_records
@@ -72,7 +73,8 @@ def _records(log_path: Path, offsets: list[int]) -> Iterator[Record]:
 
 
 def write_tables(log_path: Path, out_dir: Path) -> StoredResults:
-    """Write the four tables and ``meta.json`` from the raw log at ``log_path`` into ``out_dir``.
+    """Write every table and ``meta.json`` from the raw log at ``log_path`` into ``out_dir``, and
+    the Data Package (``datapackage.json`` and the tables as CSV) that publishes them.
 
     Each file is replaced atomically; memory stays flat however long the log. Returns the
     results, whose tables are read from the files on first use. Raises OSError if the log
@@ -111,6 +113,7 @@ def write_tables(log_path: Path, out_dir: Path) -> StoredResults:
     starts = [r for r in read_records(log_path) if r.get("kind") == RecordKind.START]
     meta = make_meta(starts, small.meta["finished_at"], counts, blocked.verdict)
     path = write_json(out_dir / META_NAME, meta)
+    write_survey_package(out_dir, meta)
     return StoredResults(out_dir, json.loads(path.read_text(encoding="utf-8")))
 
 

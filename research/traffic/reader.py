@@ -29,7 +29,9 @@ import pandas as pd
 
 from research.errors import InputError
 from research.settings import RESULTS_DIR
+from research.store.datapackage import write_sessions_package
 from research.store.files import META_NAME, write_json
+from research.store.licenses import license_entry
 from research.store.packaged import package_path
 from research.store.provenance import LOG_LIBRARIES, library_versions, tool_version
 from research.store.schema import InputKind, SessionSource
@@ -183,11 +185,14 @@ def read_sessions(paths: Sequence[str | Path], *, timezone: str = "UTC",
 
 def write_sessions(paths: Sequence[str | Path], out_dir: str | Path, *,
                    timezone: str = "UTC", year: int | None = None,
-                   local_ips: Sequence[str] = ()) -> dict[str, Any]:
-    """Read every input, write ``out_dir/sessions.parquet`` and ``meta.json``; return the meta.
+                   local_ips: Sequence[str] = (), license: str | None = None
+                   ) -> dict[str, Any]:
+    """Read every input, write ``out_dir/sessions.parquet``, ``meta.json`` and the Data Package
+    that publishes them (``datapackage.json``, ``sessions.csv``) under ``license`` (an SPDX
+    identifier or the licence's address; none by default); return the meta.
 
-    Raises InputError (nothing written) if an input is missing or unreadable or ``timezone``
-    is unknown; OSError if ``out_dir`` cannot be written.
+    Raises InputError (nothing written) if an input is missing or unreadable, ``timezone``
+    is unknown or ``license`` is no licence; OSError if ``out_dir`` cannot be written.
     """
     files = [Path(p) for p in paths]
     if not files:
@@ -197,6 +202,8 @@ def write_sessions(paths: Sequence[str | Path], out_dir: str | Path, *,
             raise InputError(f"{f}: no such file")
         detect_kind(f)  # fails early, before anything is written, if unreadable
     Clock(timezone)  # validates the zone name
+    if license is not None:
+        license_entry(license)
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     inputs: list[InputStats] = []
     with SessionWriter(out_dir) as writer:
@@ -210,11 +217,13 @@ def write_sessions(paths: Sequence[str | Path], out_dir: str | Path, *,
         "tool": tool_version(),
         "versions": library_versions(LOG_LIBRARIES),
         "inputs": [st.as_dict() for st in inputs],
-        "options": {"timezone": timezone, "year": year, "local_ips": list(local_ips)},
+        "options": {"timezone": timezone, "year": year, "local_ips": list(local_ips),
+                    "license": license},
         "counts": {"sessions": writer.rows,
                    **{k: dict(v) for k, v in writer.counts.items()}},
     }
     write_json(Path(out_dir) / META_NAME, meta)
+    write_sessions_package(Path(out_dir), meta)
     return meta
 
 

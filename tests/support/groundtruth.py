@@ -47,3 +47,52 @@ def assert_hosts_match(scenario: Scenario, results: SurveyResults) -> None:
                 error = "" if pd.isna(row["error"]) else row["error"]
                 assert spec.expect_error in error, (name, error)
     assert len(hosts) == sum(max(1, len(spec.addresses)) for _, spec in expected)
+
+
+def _stated(scenario: Scenario, key: str) -> dict[str, object]:
+    """Domain name → the scenario's ground truth for ``key`` (only domains that state it)."""
+    truths = {d.name: getattr(d.expect, key) for d in scenario.domains}
+    return {name: value for name, value in truths.items() if value is not None}
+
+
+def assert_enforcement_matches(scenario: Scenario, results: SurveyResults) -> None:
+    """Every enforcement truth the scenario states holds in the survey: each host's
+    ``webpki_result`` and DANE outcome (where its domain's MX RRset is secure), each domain's
+    MTA-STS verdict, fetch status and refused hosts, TLS-RPT status and destinations, DANE
+    verdict and refused hosts, and whether the certificates name the domain."""
+    from research.analysis.enforcement import (
+        dane_hosts,
+        dane_verdicts,
+        enforcement_readiness,
+        mta_sts_verdicts,
+    )
+
+    webpki = dict(zip(results.hosts["mx_host"], results.hosts["webpki_result"], strict=True))
+    assert {h.name: webpki[h.name] for h in scenario.hosts if h.expect_webpki} == {
+        h.name: h.expect_webpki for h in scenario.hosts if h.expect_webpki}
+    secure = results.dane[results.dane["mx_dnssec"] == "secure"][["domain", "mx_host"]]
+    outcomes = dane_hosts(results).merge(secure, on=["domain", "mx_host"])
+    by_host = {str(h): set(g["outcome"]) for h, g in outcomes.groupby("mx_host")}
+    assert {h.name: by_host[h.name] for h in scenario.hosts if h.expect_dane} == {
+        h.name: {h.expect_dane} for h in scenario.hosts if h.expect_dane}
+    sts = mta_sts_verdicts(results).set_index("domain")
+    assert {d: sts.loc[d, "verdict"] for d in _stated(scenario, "mta_sts")} == _stated(
+        scenario, "mta_sts")
+    fetched = results.mta_sts.set_index("domain")["fetch_status"]
+    assert {d: fetched[d] for d in _stated(scenario, "mta_sts_fetch")} == _stated(
+        scenario, "mta_sts_fetch")
+    assert {d: tuple(sts.loc[d, "refused"]) for d in _stated(scenario, "mta_sts_refused")} == \
+        _stated(scenario, "mta_sts_refused")
+    tlsrpt = results.tlsrpt.set_index("domain")
+    assert {d: tlsrpt.loc[d, "status"] for d in _stated(scenario, "tlsrpt")} == _stated(
+        scenario, "tlsrpt")
+    assert {d: tuple(tlsrpt.loc[d, "rua"]) for d in _stated(scenario, "tlsrpt_rua")} == \
+        _stated(scenario, "tlsrpt_rua")
+    dane = dane_verdicts(results).set_index("domain")
+    assert {d: dane.loc[d, "verdict"] for d in _stated(scenario, "dane")} == _stated(
+        scenario, "dane")
+    assert {d: tuple(dane.loc[d, "refused"]) for d in _stated(scenario, "dane_refused")} == \
+        _stated(scenario, "dane_refused")
+    names = enforcement_readiness(results).set_index("domain")["cert_matches_domain"]
+    assert {d: bool(names[d]) for d in _stated(scenario, "cert_matches_domain")} == _stated(
+        scenario, "cert_matches_domain")

@@ -328,7 +328,8 @@ def test_cli_logs_writes_table_and_meta(tmp_path: Path, capsys: pytest.CaptureFi
     assert [i["path"] for i in meta["inputs"]] == [str(f) for f in files]
     assert meta["counts"]["sessions"] == expected
     assert all(i["unparseable"] == 0 and i["kind"] == "log" for i in meta["inputs"])
-    assert sorted(p.name for p in out.iterdir()) == ["meta.json", "sessions.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == ["datapackage.json", "meta.json",
+                                                     "sessions.csv", "sessions.parquet"]
 
 
 def test_cli_logs_bad_input_exits_2_and_keeps_the_old_table(
