@@ -13,9 +13,8 @@ from support.groundtruth import (
 from support.survey_builder import from_scenario
 
 from research.analysis import compare, domains_lacking_version, domains_without_starttls
-from research.settings import TESTBED_DIR
 from research.store.results import load_results
-from research.testbed import load_scenario
+from research.testbed import load_scenario, scenarios_dir
 
 
 def test_same_population_as_2019() -> None:
@@ -40,7 +39,7 @@ def test_scan_meets_the_ground_truth(today_survey: Path) -> None:
 
 def test_compared_with_2019(today_survey: Path) -> None:
     """What changed since 2019, per domain: the 2019 scenario's ground truth against the scan."""
-    changes = compare(from_scenario(TESTBED_DIR / "isc-2019.toml"), load_results(today_survey))
+    changes = compare(from_scenario(scenarios_dir() / "isc-2019.toml"), load_results(today_survey))
     domains = changes.domains.set_index("domain")
     assert domains.loc["libertel.test", "versions_gained"] == "TLS 1.2, TLS 1.3"
     assert (bool(domains.loc["pengyou.test", "starttls_any_before"]),
