@@ -2,18 +2,18 @@
 
 Two methods, and every result says which one produced it:
 
-* ``trust-anchor`` (:data:`ANCHOR_METHOD`): this module checks the signatures itself. An answer
-  is ``secure`` when an RRSIG over it verifies with a DNSKEY of the signer's zone, and that
-  DNSKEY RRset is itself secure: signed by a key that matches the trust anchor (for an anchored
-  zone) or a DS RRset in the parent that is secure in turn. The chain is followed from the
-  signer names upwards, so one anchor (the root's, or the testbed's ``test.``) covers every
-  zone beneath it. An answer without RRSIGs, or signed by a zone under no anchor, is
-  ``insecure``; a signature or chain that does not verify is ``bogus``. Denial of existence
-  (NSEC/NSEC3) is not validated: "no records" is reported as such, unproven.
-* ``resolver-ad`` (:data:`AD_METHOD`): the answer is ``secure`` when the resolver set the AD
-  bit (RFC 4035 §3.2.3, asked for with AD=1 as RFC 6840 §5.7 allows), else ``insecure``. Only
-  as trustworthy as the resolver and the path to it; a validating resolver answers SERVFAIL
-  for bogus data, which shows up as a DNS error.
+* ``trust-anchor`` (:attr:`DnssecMethod.TRUST_ANCHOR`): this module checks the signatures
+  itself. An answer is ``secure`` when an RRSIG over it verifies with a DNSKEY of the signer's
+  zone, and that DNSKEY RRset is itself secure: signed by a key that matches the trust anchor
+  (for an anchored zone) or a DS RRset in the parent that is secure in turn. The chain is
+  followed from the signer names upwards, so one anchor (the root's, or the testbed's
+  ``test.``) covers every zone beneath it. An answer without RRSIGs, or signed by a zone under
+  no anchor, is ``insecure``; a signature or chain that does not verify is ``bogus``. Denial of
+  existence (NSEC/NSEC3) is not validated: "no records" is reported as such, unproven.
+* ``resolver-ad`` (:attr:`DnssecMethod.RESOLVER_AD`): the answer is ``secure`` when the
+  resolver set the AD bit (RFC 4035 §3.2.3, asked for with AD=1 as RFC 6840 §5.7 allows), else
+  ``insecure``. Only as trustworthy as the resolver and the path to it; a validating resolver
+  answers SERVFAIL for bogus data, which shows up as a DNS error.
 
 Queries go through the given dnspython resolver's servers, with EDNS DO set, on a private copy
 so the caller's resolver is left as it was.
@@ -43,10 +43,8 @@ from dns.rdtypes.ANY.DS import DS
 from research.errors import InputError
 from research.scan.resolver import TemporaryDnsFailure, query
 from research.settings import DNS_RETRIES
-from research.store.schema import DnssecStatus
+from research.store.schema import DnssecMethod, DnssecStatus
 
-ANCHOR_METHOD = "trust-anchor"
-AD_METHOD = "resolver-ad"
 _EDNS_PAYLOAD = 1232  # the DNS flag day 2020 size: no IP fragmentation
 
 
@@ -120,8 +118,9 @@ class Lookup:
 
 
 class DnssecResolver:
-    """Looks up RRsets with their DNSSEC state, by :data:`ANCHOR_METHOD` when ``anchors`` are
-    given, else by :data:`AD_METHOD`. Thread-safe; validated zone keys are cached."""
+    """Looks up RRsets with their DNSSEC state, by :attr:`DnssecMethod.TRUST_ANCHOR` when
+    ``anchors`` are given, else by :attr:`DnssecMethod.RESOLVER_AD`. Thread-safe; validated
+    zone keys are cached."""
 
     def __init__(self, resolver: dns.resolver.Resolver, anchors: TrustAnchors | None = None,
                  *, retries: int = DNS_RETRIES) -> None:
@@ -145,8 +144,9 @@ class DnssecResolver:
         self._keys = {}
 
     @property
-    def method(self) -> str:
-        return ANCHOR_METHOD if self.anchors is not None else AD_METHOD
+    def method(self) -> DnssecMethod:
+        return (DnssecMethod.TRUST_ANCHOR if self.anchors is not None
+                else DnssecMethod.RESOLVER_AD)
 
     def lookup(self, name: str, rdtype: str) -> Lookup:
         """``name``/``rdtype`` with its DNSSEC state. Never raises for DNS failures."""

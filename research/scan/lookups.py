@@ -38,7 +38,15 @@ from research.scan.policy_fetch import fetch_policy, tls_context
 from research.scan.resolver import lookup_txt
 from research.settings import DEFAULT_MTA_STS_PORT, DEFAULT_TIMEOUT, SurveySettings
 from research.store.records import Record, RecordKind
-from research.store.schema import DnsStatus, FetchStatus, RecordStatus, TlsaStatus, TlsResult
+from research.store.schema import (
+    DnsStatus,
+    FetchStatus,
+    PolicyStatus,
+    RecordStatus,
+    StsMode,
+    TlsaStatus,
+    TlsResult,
+)
 
 
 @dataclass
@@ -77,7 +85,7 @@ def policy_record(domain: str, dns_status: str, mx_hosts: list[str],
         "mta_sts": sts,
         "tlsrpt": report.record(),
         "mx_dnssec": {"status": mx.dnssec.value if mx.dnssec else None,
-                      "method": ctx.dnssec.method, "error": mx.error},
+                      "method": ctx.dnssec.method.value, "error": mx.error},
     }
 
 
@@ -121,10 +129,11 @@ def check_mta_sts(
             row["policy_result"] = TlsResult.STS_POLICY_FETCH_ERROR.value
         else:
             policy = parse_policy(fetched.body or "")
-            row.update(policy_status="valid" if policy.valid else "invalid",
+            row.update(policy_status=(PolicyStatus.VALID if policy.valid
+                                      else PolicyStatus.INVALID).value,
                        policy_error=policy.error, mode=policy.mode, max_age=policy.max_age,
                        mx_patterns=policy.mx)
-            if policy.valid and policy.mode != "none":
+            if policy.valid and policy.mode != StsMode.NONE:
                 # Mode none withdraws the policy: it covers nothing and refuses nothing.
                 row["mx_not_covered"] = not_covered(policy.mx, mx_hosts)
             elif not policy.valid:
@@ -149,7 +158,7 @@ def lookup_tlsa(mx_host: str, resolver: DnssecResolver) -> dict[str, Any]:
     name = tlsa_name(mx_host)
     found = resolver.lookup(name, "TLSA")
     record: dict[str, Any] = {"mx_host": mx_host, "tlsa_name": name, "tlsa_records": [],
-                              "dnssec_method": resolver.method}
+                              "dnssec_method": resolver.method.value}
     if found.dns_error:
         return {**record, "tlsa_status": TlsaStatus.DNS_ERROR.value, "dnssec_error": found.error}
     if found.rrset is None:

@@ -206,6 +206,17 @@ class DnssecStatus(StrEnum):
     """Signed, but the signatures or the chain to the trust anchor do not validate."""
 
 
+class DnssecMethod(StrEnum):
+    """How a DNSSEC state was established (:mod:`research.scan.dnssec`)."""
+
+    TRUST_ANCHOR = "trust-anchor"
+    """Validated by this tool from the ``--dnssec-anchor`` trust anchor, signature by signature
+    up the chain of DS records."""
+    RESOLVER_AD = "resolver-ad"
+    """The AD bit of the resolver's answer (RFC 4035 §3.2.3): only as good as that resolver and
+    the path to it."""
+
+
 class TlsaStatus(StrEnum):
     """What DNS said about an MX host's ``_25._tcp`` TLSA records."""
 

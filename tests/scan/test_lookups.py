@@ -30,8 +30,6 @@ from research.analysis.enforcement import (
     readiness_summary,
 )
 from research.scan.dnssec import (
-    AD_METHOD,
-    ANCHOR_METHOD,
     DnssecResolver,
     load_anchors,
     parse_anchors,
@@ -42,7 +40,7 @@ from research.scan.survey import run_survey
 from research.store.files import RAW_LOG_NAME
 from research.store.rawlog import read_records
 from research.store.results import SurveyResults, load_results
-from research.store.schema import DnssecStatus, FetchStatus, Readiness, Unit
+from research.store.schema import DnssecMethod, DnssecStatus, FetchStatus, Readiness, Unit
 from research.testbed import Testbed
 from research.testbed.scenario import Certificate, CertificateKey
 
@@ -195,7 +193,7 @@ def test_every_dane_verdict(enforcement_testbed: Testbed, survey: SurveyResults)
     assert verdicts.loc["dane-partial.test", "coverage"] == 0.5
     assert verdicts.loc["dane-degraded.test", "coverage"] == 1.0
     assert pd.isna(verdicts.loc["dane-mx-unsigned.test", "coverage"])
-    assert set(verdicts["dnssec_method"]) == {ANCHOR_METHOD}
+    assert set(verdicts["dnssec_method"]) == {DnssecMethod.TRUST_ANCHOR}
 
 
 def test_every_dane_host_outcome(enforcement_testbed: Testbed, survey: SurveyResults) -> None:
@@ -236,7 +234,8 @@ def test_trust_anchor_validation_against_the_ad_bit(enforcement_testbed: Testbed
     resolver = make_resolver([enforcement_testbed.resolver], timeout=TIMEOUT)
     anchored = DnssecResolver(resolver, load_anchors(enforcement_testbed.dnssec_anchor_path))
     on_trust = DnssecResolver(resolver)
-    assert (anchored.method, on_trust.method) == (ANCHOR_METHOD, AD_METHOD)
+    assert (anchored.method, on_trust.method) == (DnssecMethod.TRUST_ANCHOR,
+                                                  DnssecMethod.RESOLVER_AD)
     cases = {"_25._tcp.mx.dane-ee.test": (DnssecStatus.SECURE, DnssecStatus.SECURE),
              "_25._tcp.mx.dane-bogus.test": (DnssecStatus.BOGUS, DnssecStatus.SECURE),
              "_25._tcp.mx.dane-unsigned.test": (DnssecStatus.INSECURE, DnssecStatus.INSECURE)}
