@@ -25,10 +25,11 @@ demo: $(STAMP)
 ## integration tests against the testbed included).
 test: lint typecheck pytest
 
-## The fast loop: unit tests only, no testbed, no real-time waits (under a minute).
+## The fast loop: unit tests only, no testbed, no real-time waits, on every core (under a
+## minute).
 test-fast: $(STAMP)
 	$(BIN)/ruff check research tests benchmarks tools
-	$(BIN)/pytest -q -m "not testbed and not slow"
+	$(BIN)/pytest -q -m "not testbed and not slow" -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check research tests benchmarks tools

@@ -215,7 +215,7 @@ def test_zipped_rank_domain_list_on_standard_input_with_top_and_resume(tmp_path:
 
 @pytest.mark.parametrize(("stdin", "args", "needle"), [
     (b"", [], "<stdin>: no domains in file"),
-    (gzip.compress(b"# nothing but a comment\n"), [], "<stdin>: no domains in file"),
+    (gzip.compress(b"# nothing but a comment\n", mtime=0), [], "<stdin>: no domains in file"),
     (zipped(TRANCO_LIKE, "a.csv", "b.csv"), [], "<stdin>: a zip archive of 2 files (a.csv, b.csv)"),
     (b"\x7fELF\x02\x01\x01\x00\x00", [], "<stdin>: binary file, not a domain list"),
     (b"name,provider\nx.example,y\n", [], "CSV has no 'domain' column (columns: name, "
