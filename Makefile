@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck pytest report testbed bench clean
+.PHONY: install demo test test-fast lint typecheck pytest report testbed bench dist clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/starttls-survey demo
 
-## Lint, type-check and run every test (including the notebooks, against the testbed).
+## Lint, check the layers' imports, type-check and run every test (the notebooks and the
+## integration tests against the testbed included).
 test: lint typecheck pytest
 
+## The fast loop: unit tests only, no testbed, no real-time waits, on every core (under a
+## minute).
+test-fast: $(STAMP)
+	$(BIN)/ruff check research tests benchmarks tools
+	$(BIN)/pytest -q -m "not testbed and not slow" -n auto
+
 lint: $(STAMP)
-	$(BIN)/ruff check research tests benchmarks
+	$(BIN)/ruff check research tests benchmarks tools
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -43,5 +51,11 @@ bench: $(STAMP)
 testbed: $(STAMP)
 	$(BIN)/starttls-survey testbed up
 
+## The wheel and the sdist a user installs with pip (dist/); python -m build makes the sdist,
+## then the wheel from the sdist, so no stale build/ of the clone gets into the wheel.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist
+
 clean:
-	rm -rf $(VENV) results reports .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) results reports dist build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -60,17 +60,17 @@ def _peak_rss_mb() -> float:
 
 
 def child_survey(spec: dict[str, Any]) -> dict[str, Any]:
-    from research.inputs import read_domain_list
-    from research.survey import run_survey
+    from research.scan.inputs import read_domain_list
+    from research.scan.survey import run_survey
+    from research.settings import SurveySettings
 
     domains = read_domain_list(Path(spec["domains"]))
     started = time.perf_counter()
-    results = run_survey(
-        domains, spec["out"], resolver=[spec["resolver"]], port=spec["port"],
-        timeout=spec["timeout"], concurrency=spec["concurrency"],
-        per_host_connections=spec["per_host"], engine=spec["engine"], progress=False,
-        trust_ca=spec["trust_ca"],
-    )
+    settings = SurveySettings.build(
+        resolvers=[spec["resolver"]], port=spec["port"], timeout=spec["timeout"],
+        concurrency=spec["concurrency"], per_host_connections=spec["per_host"],
+        engine=spec["engine"], trust_ca=spec["trust_ca"])
+    results = run_survey(domains, spec["out"], settings, progress=False)
     wall = time.perf_counter() - started
     peak = _peak_rss_mb()  # before any table is loaded: the survey's own peak
     answers: Answers = {}
@@ -99,7 +99,7 @@ def _init_labels() -> None:
     global _NA
     import pandas as pd
 
-    from research.schema import TLS_VERSIONS
+    from research.store.schema import TLS_VERSIONS
 
     _NA = pd.NA
     _LABELS.update({v.label: v.column for v in TLS_VERSIONS})

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from research import config
+from research import settings as config
 from research.errors import SurveyError
+from research.store.schema import Engine
 
 if TYPE_CHECKING:
-    from research.results import SurveyResults
+    from research.store.results import SurveyResults
 
 PROG = "starttls-survey"
 
@@ -69,7 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Resolve MX hosts of the domains and probe each once.")
     scan.add_argument("domains", nargs="*", metavar="DOMAIN", help="domains to survey")
     scan.add_argument("--domains", dest="domains_file", type=Path, metavar="FILE",
-                      help="one domain per line, or a CSV with a 'domain' (and 'rank') column")
+                      help="the domain list: one a line, a CSV with a 'domain' (and 'rank') "
+                           "column, or rank,domain lines (Tranco, Umbrella, Alexa); plain, "
+                           "gzip, bzip2, xz or a zip of one file; - for standard input; or a "
+                           "shipped list's name: isc-2019-top100 (the 2019 study's)")
+    scan.add_argument("--top", type=_positive_int, metavar="N",
+                      help="survey the first N entries of the list (reads no further)")
+    scan.add_argument("--list-id", metavar="ID",
+                      help="the list's published ID (e.g. Tranco's), recorded in meta.json "
+                           "and the report")
     _add_scan_options(scan, out_required=True)
     scan.add_argument("--resume", action="store_true",
                       help="continue a survey in --out, skipping finished work")
@@ -77,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="names (with everything below them) and IP networks never to "
                            "contact, one a line")
     _add_engine_options(scan)
+    _add_license_option(scan)
 
     testbed = sub.add_parser("testbed", help="the loopback testbed")
     tb_sub = testbed.add_subparsers(dest="testbed_command", required=True, parser_class=_Parser)
@@ -84,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--scenario", default="isc-2019", help="scenario name or .toml file")
     up.add_argument("--dns-host", default="127.0.0.1", help="address for the DNS server")
     up.add_argument("--dns-port", type=_port_or_zero, default=5300, help="DNS port (0 = any)")
-    up.add_argument("--smtp-port", type=_port, default=2525, help="SMTP port shared by all hosts")
+    up.add_argument("--smtp-port", type=_port_or_zero, default=2525,
+                    help="SMTP port shared by all hosts (0: 2525 if free, else any free one)")
     up.add_argument("--domain-list", type=Path, help="where to write the scenario's domains")
     up.add_argument("--rtt-ms", type=_milliseconds, default=None,
                     help="round-trip delay of every SMTP host (replaces the scenario's)")
@@ -110,10 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="survey the isc-2019 testbed and print the headline")
     demo.add_argument("--out", type=Path, default=config.RESULTS_DIR / "demo-isc-2019",
-                      help="output directory (replaced)")
+                      help="output directory, replaced (default: results/demo-isc-2019 under "
+                           "the current directory)")
     demo.add_argument("--scenario", default="isc-2019", help="testbed scenario")
     demo.add_argument("--concurrency", type=_positive_int, default=config.DEFAULT_CONCURRENCY)
     demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+
+    notebooks = sub.add_parser("notebooks", help="copy the study's notebooks into a directory",
+                               description="Copy the notebooks that ship with the package into "
+                                           "DIR, to open with Jupyter.")
+    notebooks.add_argument("dir", type=Path, metavar="DIR", help="where to copy them (made if "
+                           "missing)")
+    notebooks.add_argument("--force", action="store_true",
+                           help="overwrite notebooks of the same name in DIR")
     return parser
 
 
@@ -133,8 +154,8 @@ def _add_scan_options(p: argparse.ArgumentParser, *, out_required: bool) -> None
                    dest="per_host_connections", help="connections to one host at once")
     p.add_argument("--trust-ca", type=Path, metavar="FILE",
                    help="extra PEM root certificates for the certificate check")
-    p.add_argument("--mta-sts-port", type=_port, default=443, metavar="N",
-                   help="HTTPS port of MTA-STS policy hosts (443)")
+    p.add_argument("--mta-sts-port", type=_port, default=config.DEFAULT_MTA_STS_PORT,
+                   metavar="N", help="HTTPS port of MTA-STS policy hosts (443)")
     p.add_argument("--dnssec-anchor", type=Path, metavar="FILE",
                    help="DS/DNSKEY trust anchors: validate DNSSEC here instead of trusting "
                    "the resolver's AD bit")
@@ -161,20 +182,27 @@ def _non_negative_seconds(text: str) -> float:
 
 
 def _add_engine_options(p: argparse.ArgumentParser) -> None:
-    from research.engine import DEFAULT_BACKOFF, DEFAULT_RETRIES, Engine
-
     p.add_argument("--engine", choices=[e.value for e in Engine], default=Engine.FULL.value,
                    help="TLS scan: full (versions and accepted suites, the default), versions "
                    "(versions only, no suites), sslyze (sslyze's per-suite scan, 500+ sessions "
                    "per host; for cross-checks)")
     p.add_argument("--versions-only", dest="engine", action="store_const",
                    const=Engine.VERSIONS.value, help="same as --engine versions")
-    p.add_argument("--retries", type=_non_negative_int, default=DEFAULT_RETRIES,
+    p.add_argument("--retries", type=_non_negative_int, default=config.DEFAULT_RETRIES,
                    help="retries of a session a host did not answer (421, reset, timeout)")
-    p.add_argument("--backoff", type=_non_negative_seconds, default=DEFAULT_BACKOFF,
+    p.add_argument("--backoff", type=_non_negative_seconds, default=config.DEFAULT_BACKOFF,
                    metavar="S", help="seconds a host is paused before the first retry; doubles")
     p.add_argument("--dask-scheduler", metavar="ADDRESS",
                    help="run the host probes on this Dask cluster (e.g. tcp://10.0.0.5:8786)")
+
+
+def _add_license_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--license", metavar="ID|URL",
+                   help="licence of the data, for DIR/datapackage.json: an SPDX identifier "
+                   "(CC-BY-4.0, CC0-1.0, ODbL-1.0, ...) or the licence's address; default none "
+                   "(the data describe other people's servers: you decide)")
+
+
 def _add_logs_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     logs = sub.add_parser(
         "logs", help="TLS sessions from your own MTA's logs and packet captures",
@@ -191,6 +219,7 @@ def _add_logs_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     logs.add_argument("--local-ip", action="append", default=[], metavar="IP",
                       dest="local_ips", help="this server's address, to tell inbound from "
                                              "outbound in captures (repeatable)")
+    _add_license_option(logs)
 
 
 def _version() -> str:
@@ -212,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "logs":
             return _logs(args)
+        if args.command == "notebooks":
+            return _notebooks(args)
     except SurveyError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -223,29 +254,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from research.inputs import from_arguments, read_domain_list
-    from research.survey import run_survey
+    from research.scan.inputs import from_arguments, read_domain_list
+    from research.scan.survey import run_survey
+    from research.settings import SurveySettings
 
     if bool(args.domains) == bool(args.domains_file):
         raise SurveyError("give either DOMAIN arguments or --domains FILE")
+    if args.domains and (args.top is not None or args.list_id is not None):
+        raise SurveyError("--top and --list-id go with --domains FILE, not DOMAIN arguments")
     if args.trust_ca is not None and not args.trust_ca.is_file():
         raise SurveyError(f"{args.trust_ca}: --trust-ca file not found")
     if args.dnssec_anchor is not None and not args.dnssec_anchor.is_file():
         raise SurveyError(f"{args.dnssec_anchor}: --dnssec-anchor file not found")
-    domains = read_domain_list(args.domains_file) if args.domains_file else from_arguments(
-        args.domains
+    domains = read_domain_list(args.domains_file, top=args.top, list_id=args.list_id) \
+        if args.domains_file else from_arguments(args.domains)
+    settings = SurveySettings.build(
+        resolvers=args.resolver or (), port=args.port, ehlo_name=args.ehlo_name,
+        timeout=args.timeout, concurrency=args.concurrency,
+        per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
+        opt_out=args.opt_out, mta_sts_port=args.mta_sts_port, dnssec_anchor=args.dnssec_anchor,
+        engine=args.engine, retries=args.retries, backoff=args.backoff, license=args.license,
     )
     try:
         with _dask_client(args.dask_scheduler) as client:
-            results = run_survey(
-                domains, args.out, resolver=args.resolver, port=args.port,
-                ehlo_name=args.ehlo_name, timeout=args.timeout, concurrency=args.concurrency,
-                per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
-                resume=args.resume, progress=args.progress, opt_out=args.opt_out,
-                mta_sts_port=args.mta_sts_port, dnssec_anchor=args.dnssec_anchor,
-                engine=args.engine, retries=args.retries, backoff=args.backoff,
-                executor=client,
-            )
+            results = run_survey(domains, args.out, settings, resume=args.resume,
+                                 progress=args.progress, executor=client)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; tables of the finished work written to {args.out}/ "
               "(rerun with --resume to finish)", file=sys.stderr)
@@ -269,8 +302,11 @@ def _dask_client(address: str | None) -> Iterator[Any]:
     if address is None:
         yield None
         return
-    from distributed import Client
-
+    try:
+        from distributed import Client
+    except ImportError:
+        raise SurveyError("--dask-scheduler needs Dask, an optional part: "
+                          "pip install 'starttls-survey[dask]'") from None
     try:
         client = Client(address, timeout=30)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -299,7 +335,7 @@ def _testbed(args: argparse.Namespace) -> int:
         return 0
     return run_foreground(
         args.scenario, dns_host=args.dns_host, dns_port=args.dns_port,
-        smtp_port=args.smtp_port, domain_list_path=args.domain_list, rtt_ms=args.rtt_ms,
+        smtp_port=args.smtp_port or None, domain_list_path=args.domain_list, rtt_ms=args.rtt_ms,
     )
 
 
@@ -317,7 +353,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from research.report import write_report
-    from research.results import load_results
+    from research.store.results import load_results
 
     results = load_results(args.results)
     previous = load_results(args.previous) if args.previous else None
@@ -329,11 +365,11 @@ def _report(args: argparse.Namespace) -> int:
 
 def _logs(args: argparse.Namespace) -> int:
     from research.errors import InputError
-    from research.logs import write_sessions
+    from research.traffic.reader import write_sessions
 
     try:
         meta = write_sessions(args.files, args.out, timezone=args.timezone, year=args.year,
-                              local_ips=args.local_ips)
+                              local_ips=args.local_ips, license=args.license)
     except OSError as exc:
         raise InputError(f"{args.out}: cannot write ({exc.strerror or exc})") from None
     for item in meta["inputs"]:
@@ -341,6 +377,19 @@ def _logs(args: argparse.Namespace) -> int:
               f"{item['lines']} {'packets' if item['kind'] != 'log' else 'lines'}, "
               f"{item['sessions']} sessions, {item['unparseable']} unparseable")
     print(f"{meta['counts']['sessions']} sessions written to {args.out}/sessions.parquet")
+    return 0
+
+
+def _notebooks(args: argparse.Namespace) -> int:
+    from research.demo import copy_notebooks
+
+    for path in copy_notebooks(args.dir, force=args.force):
+        print(path)
+    if importlib.util.find_spec("ipykernel") is None:
+        print("No Jupyter kernel in this environment: pip install 'starttls-survey[jupyter]', "
+              "or install starttls-survey into your Jupyter's environment")
+    else:
+        print(f"Open them with Jupyter: jupyter lab {args.dir}")
     return 0
 
 

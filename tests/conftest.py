@@ -1,4 +1,11 @@
-"""Shared fixtures: the shipped testbed scenarios, started once per test session."""
+"""Shared fixtures: the shipped testbed scenarios, started once per test session.
+
+Every test that starts loopback servers, or uses a fixture that does, carries the ``testbed``
+marker, so ``pytest -m "not testbed"`` is the fast loop of unit tests. Tests that use the
+fixtures below are marked automatically; a test that starts a testbed itself must say so with
+``@pytest.mark.testbed`` (or ``pytestmark``), and one that does not is failed, so the fast loop
+never starts a server.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +13,52 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from scanning import TimedScan, cli_scan
+from support.scanning import TimedScan, cli_scan
 
-from research.results import load_results
+from research.store.results import load_results
 from research.testbed import Testbed
+
+TESTBED_FIXTURES = frozenset({
+    "isc_testbed", "cases_testbed", "hostile_testbed", "enforcement_testbed", "blocked_testbed",
+    "mta_testbed", "hostile_scan", "enforcement_survey", "postfix_run", "today_survey",
+})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if TESTBED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.testbed)
+
+
+_current: list[pytest.Item] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    # Fixtures of any scope are set up here, so a module-scoped one that starts a testbed is
+    # caught too.
+    _current[:] = [item]
+    yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _testbed_only_when_marked() -> Iterator[None]:
+    """A test not marked ``testbed`` cannot start one: the fast loop stays fast and honest."""
+    start = Testbed.start.__func__  # type: ignore[attr-defined]
+
+    def guarded(cls: type[Testbed], *args: Any, **kwargs: Any) -> Testbed:
+        item = _current[0] if _current else None
+        if item is not None and item.get_closest_marker("testbed") is None:
+            raise AssertionError(f"{item.nodeid} starts a testbed: mark it "
+                                 "@pytest.mark.testbed")
+        return start(cls, *args, **kwargs)  # type: ignore[no-any-return]
+
+    Testbed.start = classmethod(guarded)  # type: ignore[assignment, method-assign]
+    yield
+    Testbed.start = classmethod(start)  # type: ignore[assignment, method-assign]
 
 
 @pytest.fixture(scope="session")
@@ -68,16 +115,28 @@ def enforcement_survey(enforcement_testbed: Testbed,
                        tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved survey of the ``enforcement`` scenario, DNSSEC validated from the testbed's trust
     anchor; the directory it was written to."""
-    from research.inputs import read_domain_list
-    from research.survey import run_survey
+    from research.scan.inputs import read_domain_list
+    from research.scan.survey import run_survey
 
     tb = enforcement_testbed
     out = tmp_path_factory.mktemp("enforcement-survey")
     domains = read_domain_list(tb.write_domain_list(out / "domains.csv"))
     assert tb.mta_sts_port is not None
-    run_survey(domains, out, resolver=[tb.resolver], port=tb.smtp_port, timeout=3,
-               trust_ca=tb.ca_cert_path, dnssec_anchor=tb.dnssec_anchor_path,
-               mta_sts_port=tb.mta_sts_port, progress=False)
+    run_survey(domains, out, tb.settings(timeout=3), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def today_survey(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved survey of the ``today`` scenario (the isc-2019 domains as they might look now),
+    DNSSEC validated from the testbed's trust anchor; the directory it was written to."""
+    from research.scan.inputs import read_domain_list
+    from research.scan.survey import run_survey
+
+    out = tmp_path_factory.mktemp("today-survey")
+    with Testbed.start("today") as tb:
+        domains = read_domain_list(tb.write_domain_list(out / "domains.csv"))
+        run_survey(domains, out, tb.settings(timeout=3), progress=False)
     return out
 
 
@@ -106,7 +165,7 @@ def postfix_run(mta_testbed: Testbed,
     """A real Postfix (Debian's package) relaying the standard workload to the ``mta`` testbed,
     recorded: ``{"log": maillog path, "pcap": tcpdump capture path or None, "pcap_missing":
     why there is no capture}``. Skips (or fails in CI) when Postfix cannot run here."""
-    import postfix_harness
+    from support import postfix_harness
 
     require_tool(postfix_harness.postfix_missing())
     import shutil

@@ -7,11 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from groundtruth import assert_domains_match, assert_hosts_match
+from support.groundtruth import assert_domains_match, assert_hosts_match
+from support.packages import errors_of, frictionless
 
 from research.analysis import domains_lacking_version, domains_without_starttls
-from research.results import SurveyResults, load_results
+from research.store.results import SurveyResults, load_results
 from research.testbed import load_scenario
+
+pytestmark = pytest.mark.testbed
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +63,14 @@ def test_demo_prints_the_headline_and_writes_the_report(demo_run: tuple[str, Pat
     assert (len(without), len(no_tls12)) == (9, 1)
     for name in ("domains", "mx", "hosts", "ciphers"):
         assert (out / f"{name}.parquet").exists()
+
+
+def test_demo_survey_is_a_valid_data_package(demo_run: tuple[str, Path]) -> None:
+    out = demo_run[1]
+    report = frictionless(out / "datapackage.json")
+    assert report["valid"], errors_of(report)
+    hosts = next(t for t in report["tasks"] if t["name"] == "hosts")
+    assert hosts["stats"]["rows"] == 32  # isc-2019: 30 MX hosts on 32 addresses
 
 
 def test_requiring_tls_1_2_loses_exactly_the_tls_1_0_domain(demo_results: SurveyResults) -> None:

@@ -1,13 +1,16 @@
-"""Analysis of a survey's tables: pure functions of :class:`~research.results.SurveyResults`.
+"""Analysis of a survey's tables: pure functions of :class:`~research.store.results.SurveyResults`.
 
 No I/O. Every output names its unit of analysis (MX host, domain and which view of its MX set);
 :mod:`research.analysis.core` explains how IPs are combined into hosts and hosts into domains.
+The vocabularies of the outputs (units, views, categories, verdicts, readiness) are the enums of
+:mod:`research.store.schema`.
 
 * :mod:`~research.analysis.core` — per-host and per-domain verdicts, domain categories.
 * :mod:`~research.analysis.headline` — the headline table and the 2019 diary's summary.
 * :mod:`~research.analysis.policy` — what a sender's TLS policy would cost.
 * :mod:`~research.analysis.enforcement` — MTA-STS, DANE and WebPKI: could a sender enforce TLS?
-* :mod:`~research.analysis.ciphers` — cipher suites (name facts live in :mod:`research.ciphers`).
+* :mod:`~research.analysis.ciphers` — cipher suites (name facts live in
+  :mod:`research.policy.ciphers`).
 * :mod:`~research.analysis.compare` — what changed between two surveys.
 * :mod:`~research.analysis.summary` — a plain-text summary for the terminal.
 """
@@ -49,7 +52,6 @@ from research.analysis.enforcement import (
     readiness_summary,
 )
 from research.analysis.headline import (
-    UNIT_BY_VIEW,
     UNIT_DOMAIN,
     UNIT_HOST,
     UNITS,
@@ -69,7 +71,8 @@ from research.analysis.policy import (
     rank_weights,
 )
 from research.analysis.summary import format_summary
-from research.ciphers import WEAKNESSES, classify_cipher, is_weak_cipher
+from research.policy.ciphers import WEAKNESSES, classify_cipher, is_weak_cipher
+from research.store.schema import UNIT_BY_VIEW
 
 __all__ = [
     "BASELINE_LABEL",

@@ -10,25 +10,24 @@ from __future__ import annotations
 import pandas as pd
 
 from research.analysis.core import flag, table, version_rank
-from research.ciphers import classify_cipher
-from research.results import SurveyResults
-from research.schema import TLS_VERSIONS
+from research.policy.ciphers import classify_cipher
+from research.store.results import SurveyResults
+from research.store.schema import TLS_VERSIONS, SuiteClass
 
-SUITE_CLASSES: tuple[str, ...] = ("FS + AEAD", "FS, no AEAD", "no FS, AEAD", "no FS, no AEAD",
-                                  "weak")
-"""Classes of :func:`suite_class`, strongest first."""
+SUITE_CLASSES: tuple[SuiteClass, ...] = tuple(SuiteClass)
+"""Classes of :func:`suite_class`, strongest first (:class:`SuiteClass`)."""
 
 _KEY = ["mx_host", "tls_version", "cipher"]
 _ATTRS = ["key_exchange", "forward_secrecy", "aead", "anonymous", "key_bits"]
 
 
-def suite_class(forward_secrecy: bool, aead: bool, weak: bool) -> str:
-    """One of :data:`SUITE_CLASSES`: ``"weak"`` if weak, else by forward secrecy and AEAD."""
+def suite_class(forward_secrecy: bool, aead: bool, weak: bool) -> SuiteClass:
+    """``weak`` if weak, else the class by forward secrecy and AEAD."""
     if weak:
-        return "weak"
+        return SuiteClass.WEAK
     if forward_secrecy:
-        return "FS + AEAD" if aead else "FS, no AEAD"
-    return "no FS, AEAD" if aead else "no FS, no AEAD"
+        return SuiteClass.FS_AEAD if aead else SuiteClass.FS_NO_AEAD
+    return SuiteClass.AEAD_NO_FS if aead else SuiteClass.NO_FS_NO_AEAD
 
 
 def _weakness(ciphers: pd.DataFrame) -> pd.Series:
@@ -47,7 +46,7 @@ def host_ciphers(results: SurveyResults) -> pd.DataFrame:
 
     Columns: ``mx_host``, ``tls_version``, ``cipher``, ``key_exchange``, ``forward_secrecy``,
     ``aead``, ``anonymous``, ``key_bits`` (as in ``ciphers``), ``weaknesses`` (comma-joined
-    tags of :func:`~research.ciphers.classify_cipher`, empty if none), ``weak``, ``class``
+    tags of :func:`~research.policy.ciphers.classify_cipher`, empty if none), ``weak``, ``class``
     (:func:`suite_class`). Sorted by host, newest version first, suite name.
     """
     ciphers = table(results, "ciphers").drop_duplicates(["mx_host", "ip", "tls_version", "cipher"])

@@ -10,8 +10,8 @@ import pandas as pd
 
 from research.analysis.core import domain_frame, host_frame, scan_date
 from research.analysis.headline import headline
-from research.results import SurveyResults
-from research.schema import TLS_VERSIONS, VERSION_COLUMNS
+from research.store.results import SurveyResults
+from research.store.schema import TLS_VERSIONS, VERSION_COLUMNS, Change
 
 
 @dataclass
@@ -19,9 +19,9 @@ class Comparison:
     """The result of :func:`compare`; each table lists only what changed."""
 
     domains: pd.DataFrame
-    """Changed domains: ``domain``, ``change`` (added/removed/changed), ``changed`` (the fields
-    that differ), each field as ``<field>_before``/``<field>_after``, ``versions_gained`` and
-    ``versions_lost`` (versions offered by any MX host)."""
+    """Changed domains: ``domain``, ``change`` (:class:`~research.store.schema.Change`),
+    ``changed`` (the fields that differ), each field as ``<field>_before``/``<field>_after``,
+    ``versions_gained`` and ``versions_lost`` (versions offered by any MX host)."""
     hosts: pd.DataFrame
     """Changed MX hosts, same layout (versions: accepted on every IP)."""
     summary: pd.DataFrame
@@ -77,7 +77,8 @@ def _diff(before: pd.DataFrame, after: pd.DataFrame, key: str, fields: Sequence[
                    if not _same(rec[f"{f}_before"], rec[f"{f}_after"])]
         if where == "both" and not changed:
             continue
-        change = {"left_only": "removed", "right_only": "added"}.get(str(where), "changed")
+        change = {"left_only": Change.REMOVED, "right_only": Change.ADDED}.get(str(where),
+                                                                             Change.CHANGED)
         gained, lost = _version_delta(rec["versions_before"], rec["versions_after"])
         row = {key: rec[key], "change": change, "changed": ", ".join(changed)}
         for f in fields:

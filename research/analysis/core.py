@@ -32,61 +32,31 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from research import schema
-from research.ciphers import is_weak_cipher
 from research.errors import SurveyError
-from research.results import SurveyResults
-from research.schema import TLS_VERSIONS, VERSION_BY_LABEL, VERSION_COLUMNS, HostStatus
+from research.policy.ciphers import is_weak_cipher
+from research.store import schema
+from research.store.results import SurveyResults
+from research.store.schema import (
+    DNS_CATEGORIES,
+    MAIL_DNS_STATUSES,
+    NOT_REACHED,
+    TLS_VERSIONS,
+    VERSION_BY_LABEL,
+    VERSION_COLUMNS,
+    DomainCategory,
+    HostStatus,
+    LiftedStatus,
+    View,
+)
 
 
 class AnalysisError(SurveyError, ValueError):
     """An analysis function was called with an argument it cannot use (unknown version, view)."""
 
 
-UNREACHED_STATUSES: frozenset[str] = frozenset(
-    {HostStatus.TIMEOUT.value, HostStatus.REFUSED.value, HostStatus.UNRESOLVED.value,
-     HostStatus.SMTP_ERROR.value, HostStatus.OPTED_OUT.value}
-)
-"""Host statuses where no SMTP conversation took place, so a sender moves on to the next target.
-An opted-out host was never contacted: nothing is known of it, so it counts as not reached."""
-MAIL_DNS_STATUSES: frozenset[str] = frozenset({"mx", "implicit_mx"})
-"""DNS outcomes that give a domain MX hosts to scan."""
-NOT_SCANNED = "not_scanned"
-"""Host status of an MX host listed in ``mx`` but absent from ``hosts``."""
-MIXED = "mixed"
-"""Host status when its IPs disagree (see ``host_summary``'s ``statuses``)."""
-
-DNS_LABELS: dict[str, str] = {
-    "null_mx": "null MX",
-    "no_mail": "no mail records",
-    "nxdomain": "NXDOMAIN",
-    "dns_error": "DNS error",
-    "invalid": "invalid name",
-    "opted_out": "opted out (not surveyed)",
-}
-"""Human label of each DNS outcome that leaves a domain without MX hosts."""
-UNKNOWN_DNS = "unknown DNS status"
-
 TLS12_RANK = VERSION_BY_LABEL["TLS 1.2"].rank
-CAT_TLS12_ALL = "TLS ≥ 1.2 on all MX hosts"
-CAT_TLS12_SOME = "TLS ≥ 1.2 on some MX hosts"
-CAT_NO_TLS12 = "STARTTLS, no TLS ≥ 1.2"
-CAT_NO_STARTTLS = "no STARTTLS"
-CAT_UNREACHABLE = "no reachable MX host"
-CATEGORIES: tuple[str, ...] = (
-    CAT_TLS12_ALL,
-    CAT_TLS12_SOME,
-    CAT_NO_TLS12,
-    CAT_NO_STARTTLS,
-    CAT_UNREACHABLE,
-    *DNS_LABELS.values(),
-    UNKNOWN_DNS,
-)
-"""Every value of ``domain_verdicts()["category"]``, best first.
-
-The first three need STARTTLS on at least one MX host; "no STARTTLS" means an MX host answered
-but none offers a working STARTTLS; the rest are domains nothing could be delivered to.
-"""
+CATEGORIES: tuple[DomainCategory, ...] = tuple(DomainCategory)
+"""Every value of ``domain_verdicts()["category"]``, best first (:class:`DomainCategory`)."""
 
 FEATURES: tuple[str, ...] = (
     "reached",
@@ -109,7 +79,8 @@ FEATURE_LABELS: dict[str, str] = {
     "forward_secrecy": "forward-secret suite offered",
     "weak_cipher": "accepts a weak suite",
 }
-VIEWS: tuple[str, ...] = ("all", "any", "preferred")
+VIEWS: tuple[View, ...] = tuple(View)
+"""The views of a domain's MX set, in column order (:class:`View`)."""
 
 _ALL_IP_FEATURES = tuple(f for f in FEATURES if f not in ("reached", "weak_cipher"))
 _NO_RANK = -1
@@ -200,8 +171,8 @@ def ip_frame(results: SurveyResults) -> pd.DataFrame:
     hosts = table(results, "hosts").reset_index(drop=True)
     out = hosts.copy()
     status = hosts["status"].astype("string")
-    out["reached"] = ~status.isin(UNREACHED_STATUSES).fillna(False).astype(bool) & status.notna()
-    out["starttls"] = (status == HostStatus.STARTTLS.value).fillna(False).astype(bool)
+    out["reached"] = ~status.isin(NOT_REACHED).fillna(False).astype(bool) & status.notna()
+    out["starttls"] = (status == HostStatus.STARTTLS).fillna(False).astype(bool)
     out["starttls_advertised"] = flag(hosts["starttls_offered"])
     out["cert_checked"] = hosts["cert_matches_mx"].notna()
     for col in (*VERSION_COLUMNS, "cert_matches_mx", "cert_trusted_mozilla"):
@@ -274,7 +245,7 @@ def host_frame(results: SurveyResults) -> pd.DataFrame:
     out["min_rank"] = g["min_rank"].agg(_lowest_rank)
     out["fs_max_rank"] = g["fs_max_rank"].min()
     unscanned = out["ip_rows"].isna()
-    out.loc[unscanned, "status"] = NOT_SCANNED
+    out.loc[unscanned, "status"] = LiftedStatus.NOT_SCANNED
     out = out.fillna({"statuses": "", "ip_rows": 0, "ip_rows_reached": 0,
                       "max_rank": _NO_RANK, "min_rank": _NO_RANK, "fs_max_rank": _NO_RANK})
     for f in FEATURES:
@@ -294,7 +265,7 @@ def host_frame(results: SurveyResults) -> pd.DataFrame:
 
 def _common_status(statuses: pd.Series) -> str:
     values = set(statuses.dropna())
-    return values.pop() if len(values) == 1 else MIXED
+    return values.pop() if len(values) == 1 else LiftedStatus.MIXED
 
 
 def _lowest_rank(ranks: pd.Series) -> int:
@@ -372,20 +343,27 @@ def _lift_to_domains(m: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def dns_category(dns_status: object) -> DomainCategory:
+    """The category of a domain whose DNS gave no MX hosts, from its ``dns_status``
+    (:data:`~research.store.schema.DNS_CATEGORIES`; ``unknown DNS status`` for anything else)."""
+    if isinstance(dns_status, str):
+        return DNS_CATEGORIES.get(dns_status, DomainCategory.UNKNOWN_DNS)
+    return DomainCategory.UNKNOWN_DNS
+
+
 def _categories(d: pd.DataFrame) -> pd.Series:
     status = d["dns_status"].astype("string")
-    dns = status.map(lambda x: DNS_LABELS.get(x, UNKNOWN_DNS) if isinstance(x, str)
-                     else UNKNOWN_DNS)
+    dns: pd.Series = status.map(dns_category)
     is_mail = status.isin(MAIL_DNS_STATUSES).fillna(False).astype(bool)
     reached, starttls = flag(d["reached_any"]), flag(d["starttls_any"])
     best = d["max_rank_any"].astype("Int64").fillna(_NO_RANK)
     worst = d["max_rank_all"].astype("Int64").fillna(_NO_RANK)
-    cats = pd.Series(CAT_TLS12_SOME, index=d.index, dtype="string")
+    cats = pd.Series(DomainCategory.TLS12_SOME, index=d.index, dtype="string")
     # Later assignments override earlier ones, so the most basic failure is applied last.
-    cats[(worst >= TLS12_RANK).to_numpy(dtype=bool)] = CAT_TLS12_ALL
-    cats[(best < TLS12_RANK).to_numpy(dtype=bool)] = CAT_NO_TLS12
-    cats[~starttls] = CAT_NO_STARTTLS
-    cats[~reached] = CAT_UNREACHABLE
+    cats[(worst >= TLS12_RANK).to_numpy(dtype=bool)] = DomainCategory.TLS12_ALL
+    cats[(best < TLS12_RANK).to_numpy(dtype=bool)] = DomainCategory.NO_TLS12
+    cats[~starttls] = DomainCategory.NO_STARTTLS
+    cats[~reached] = DomainCategory.UNREACHABLE
     cats[~is_mail] = dns[~is_mail]
     return cats
 

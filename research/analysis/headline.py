@@ -7,36 +7,36 @@ import math
 import pandas as pd
 
 from research.analysis.core import (
-    CAT_TLS12_ALL,
     CATEGORIES,
-    DNS_LABELS,
     FEATURE_LABELS,
     FEATURES,
     TLS12_RANK,
-    UNKNOWN_DNS,
     check_version,
     check_view,
     domain_frame,
     host_frame,
     version_label,
 )
-from research.results import SurveyResults
-from research.schema import TLS_VERSIONS
+from research.store.results import SurveyResults
+from research.store.schema import (
+    DNS_CATEGORIES,
+    MAIL_DNS_STATUSES,
+    TLS_VERSIONS,
+    UNIT_BY_VIEW,
+    DnsStatus,
+    DomainCategory,
+    Unit,
+    View,
+)
 
-UNIT_HOST = "MX host"
-UNIT_DOMAIN = "domain"
-UNIT_BY_VIEW: dict[str, str] = {
-    "all": "domain (all MX hosts)",
-    "any": "domain (any MX host)",
-    "preferred": "domain (preferred MX)",
-}
-"""Unit names of the domain views (see :mod:`research.analysis.core`)."""
-UNITS: tuple[str, ...] = (UNIT_DOMAIN, *UNIT_BY_VIEW.values(), UNIT_HOST)
+UNITS: tuple[Unit, ...] = (Unit.DOMAIN, *UNIT_BY_VIEW.values(), Unit.MX_HOST)
 """Every ``unit`` value of :func:`headline`, in display order."""
+UNIT_DOMAIN = Unit.DOMAIN
+UNIT_HOST = Unit.MX_HOST
+"""The first and last of :data:`UNITS` under the names ``research.analysis`` has always
+exported them by (the package itself spells them :class:`~research.store.schema.Unit`)."""
 
 HEADLINE_COLUMNS = ["metric", "unit", "count", "total", "share"]
-NO_TLS12 = "STARTTLS, no TLS ≥ 1.2"
-"""Metric: among units with STARTTLS, those where nothing reaches TLS 1.2 or newer."""
 
 
 def _row(metric: str, unit: str, count: int, total: int) -> dict[str, object]:
@@ -57,11 +57,11 @@ def headline(results: SurveyResults) -> pd.DataFrame:
     domains = domain_frame(results)
     hosts = host_frame(results)
     rows = _domain_rows(domains)
-    mail = domains[domains["dns_status"].isin(("mx", "implicit_mx")).fillna(False).astype(bool)]
+    mail = domains[domains["dns_status"].isin(MAIL_DNS_STATUSES).fillna(False).astype(bool)]
     for view, unit in UNIT_BY_VIEW.items():
         rows += _unit_rows(unit, mail, f"_{view}", max_rank=f"max_rank_{view}",
-                           min_rank=None if view == "all" else f"min_rank_{view}")
-    rows += _unit_rows(UNIT_HOST, hosts, "", max_rank="max_rank", min_rank="min_rank")
+                           min_rank=None if view == View.ALL else f"min_rank_{view}")
+    rows += _unit_rows(Unit.MX_HOST, hosts, "", max_rank="max_rank", min_rank="min_rank")
     return pd.DataFrame(rows, columns=HEADLINE_COLUMNS).astype(
         {"metric": "string", "unit": "string", "count": "int64", "total": "int64",
          "share": "float64"})
@@ -70,17 +70,18 @@ def headline(results: SurveyResults) -> pd.DataFrame:
 def _domain_rows(domains: pd.DataFrame) -> list[dict[str, object]]:
     n = len(domains)
     status = domains["dns_status"].astype("string")
-    rows = [_row("domains in input", UNIT_DOMAIN, n, n),
-            _row("has MX hosts (MX or implicit MX)", UNIT_DOMAIN,
-                 int(status.isin(("mx", "implicit_mx")).fillna(False).sum()), n)]
-    for value, label in {"mx": "MX records", "implicit_mx": "implicit MX (A/AAAA)",
-                         **DNS_LABELS}.items():
-        rows.append(_row(f"DNS: {label}", UNIT_DOMAIN, int((status == value).fillna(False).sum()),
-                         n))
+    rows = [_row("domains in input", Unit.DOMAIN, n, n),
+            _row("has MX hosts (MX or implicit MX)", Unit.DOMAIN,
+                 int(status.isin(MAIL_DNS_STATUSES).fillna(False).sum()), n)]
+    labels = {DnsStatus.MX: "MX records", DnsStatus.IMPLICIT_MX: "implicit MX (A/AAAA)",
+              **DNS_CATEGORIES}
+    for value, label in labels.items():
+        rows.append(_row(f"DNS: {label}", Unit.DOMAIN,
+                         int((status == value).fillna(False).sum()), n))
     for cat in CATEGORIES:
         count = int((domains["category"] == cat).sum())
-        if cat != UNKNOWN_DNS or count:
-            rows.append(_row(f"category: {cat}", UNIT_DOMAIN, count, n))
+        if cat != DomainCategory.UNKNOWN_DNS or count:
+            rows.append(_row(f"category: {cat}", Unit.DOMAIN, count, n))
     return rows
 
 
@@ -93,7 +94,8 @@ def _unit_rows(unit: str, frame: pd.DataFrame, suffix: str, *, max_rank: str,
             for f in FEATURES]
     starttls = _true(frame["starttls" + suffix])
     below = starttls & (frame[max_rank].astype("int64") < TLS12_RANK)
-    rows.append(_row(NO_TLS12, unit, int(below.sum()), int(starttls.sum())))
+    # Among units with STARTTLS, those where nothing reaches TLS 1.2: the category's words.
+    rows.append(_row(DomainCategory.NO_TLS12, unit, int(below.sum()), int(starttls.sum())))
     rows += _version_distribution("highest version", unit, frame[max_rank], n)
     if min_rank is not None:
         rows += _version_distribution("lowest version", unit, frame[min_rank], n)
@@ -135,7 +137,7 @@ def headline_wide(table: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index()
 
 
-def domains_without_starttls(results: SurveyResults, view: str = "any") -> list[str]:
+def domains_without_starttls(results: SurveyResults, view: str = View.ANY) -> list[str]:
     """Domains with at least one reachable MX host that fail STARTTLS in ``view``.
 
     ``view="any"`` (default): no MX host offers a working STARTTLS, "the domain offers none".
@@ -150,7 +152,7 @@ def domains_without_starttls(results: SurveyResults, view: str = "any") -> list[
 
 
 def domains_lacking_version(results: SurveyResults, version: str = "TLS 1.2", *,
-                            view: str = "any", starttls_only: bool = False) -> list[str]:
+                            view: str = View.ANY, starttls_only: bool = False) -> list[str]:
     """Domains with a reachable MX host that cannot do ``version`` *or newer* in ``view``.
 
     "Cannot do TLS 1.2" means no accepted version ≥ TLS 1.2, the question a sender requiring
@@ -186,19 +188,19 @@ def diary_summary(results: SurveyResults) -> pd.DataFrame:
                     for dom, r in zip(d.loc[lacking, "domain"], d.loc[lacking, "max_rank_any"],
                                       strict=True)]
     rows = [
-        {**_row("domains scanned", UNIT_DOMAIN, n, n), "domains": ""},
-        {**_row("domains with STARTTLS (any MX host)", UNIT_DOMAIN, int(starttls.sum()), n),
+        {**_row("domains scanned", Unit.DOMAIN, n, n), "domains": ""},
+        {**_row("domains with STARTTLS (any MX host)", Unit.DOMAIN, int(starttls.sum()), n),
          "domains": ""},
-        {**_row("domains without STARTTLS", UNIT_DOMAIN, int((reached & ~starttls).sum()), n),
+        {**_row("domains without STARTTLS", Unit.DOMAIN, int((reached & ~starttls).sum()), n),
          "domains": _join(d.loc[reached & ~starttls, "domain"])},
-        {**_row("domains with no reachable MX host or no mail (DNS)", UNIT_DOMAIN,
+        {**_row("domains with no reachable MX host or no mail (DNS)", Unit.DOMAIN,
                 int(dead.sum()), n),
          "domains": ", ".join(f"{dom} ({cat})" for dom, cat in
                               zip(d.loc[dead, "domain"], d.loc[dead, "category"], strict=True))},
-        {**_row("STARTTLS domains without TLS ≥ 1.2", UNIT_DOMAIN, int(lacking.sum()),
+        {**_row("STARTTLS domains without TLS ≥ 1.2", Unit.DOMAIN, int(lacking.sum()),
                 int(starttls.sum())), "domains": ", ".join(lacking_list)},
-        {**_row("STARTTLS domains with TLS ≥ 1.2 on all MX hosts", UNIT_DOMAIN,
-                int((d["category"] == CAT_TLS12_ALL).sum()), int(starttls.sum())),
+        {**_row("STARTTLS domains with TLS ≥ 1.2 on all MX hosts", Unit.DOMAIN,
+                int((d["category"] == DomainCategory.TLS12_ALL).sum()), int(starttls.sum())),
          "domains": ""},
     ]
     return pd.DataFrame(rows, columns=[*HEADLINE_COLUMNS, "domains"])

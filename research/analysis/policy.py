@@ -30,31 +30,32 @@ import pandas as pd
 
 from research.analysis import enforcement
 from research.analysis.core import (
-    DNS_LABELS,
-    MAIL_DNS_STATUSES,
-    UNKNOWN_DNS,
-    UNREACHED_STATUSES,
     AnalysisError,
+    dns_category,
     ip_frame,
     mx_rows,
     table,
     version_label,
     version_rank,
 )
-from research.results import SurveyResults
-from research.schema import HostStatus
+from research.store.results import SurveyResults
+from research.store.schema import (
+    MAIL_DNS_STATUSES,
+    NOT_REACHED,
+    HostStatus,
+    PolicyReason,
+    StsMode,
+)
 
 POLICY_VERSIONS: tuple[str, ...] = ("TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
 """Allowed values of :attr:`Policy.min_version` (besides None)."""
 BASELINE_LABEL = "opportunistic (no requirement)"
-NO_REACHABLE_MX = "no reachable MX"
-NO_MX_HOST = "no MX host"
 
-_STATUS_REASONS = {
-    HostStatus.NO_STARTTLS.value: "no STARTTLS",
-    HostStatus.STARTTLS_REJECTED.value: "STARTTLS rejected",
-    HostStatus.TLS_FAILED.value: "TLS handshake failed",
-    HostStatus.SMTP_ERROR.value: "SMTP error",
+_STATUS_REASONS: dict[str, PolicyReason] = {
+    HostStatus.NO_STARTTLS: PolicyReason.NO_STARTTLS,
+    HostStatus.STARTTLS_REJECTED: PolicyReason.STARTTLS_REJECTED,
+    HostStatus.TLS_FAILED: PolicyReason.TLS_FAILED,
+    HostStatus.SMTP_ERROR: PolicyReason.SMTP_ERROR,
 }
 
 
@@ -154,8 +155,7 @@ def _impact(ctx: _Context, policy: Policy) -> pd.DataFrame:
         base = {"domain": dom.domain, "rank": dom.rank, "dns_status": dom.dns_status}
         status = dom.dns_status
         if not isinstance(status, str) or status not in MAIL_DNS_STATUSES:
-            label = DNS_LABELS.get(status, UNKNOWN_DNS) if isinstance(status, str) else UNKNOWN_DNS
-            rows.append({**base, **_undelivered(label, "")})
+            rows.append({**base, **_undelivered(dns_category(status), "")})
             continue
         rows.append({**base, **_walk(ctx.targets.get(str(dom.domain)), policy)})
     out = pd.DataFrame(rows, columns=IMPACT_COLUMNS)
@@ -173,7 +173,7 @@ def _undelivered(reason: str, attempts: str) -> dict[str, Any]:
 def _walk(targets: pd.DataFrame | None, policy: Policy) -> dict[str, Any]:
     """Try the domain's targets in order, as the module doc describes."""
     if targets is None or targets.empty:
-        return _undelivered(NO_MX_HOST, "")
+        return _undelivered(PolicyReason.NO_MX_HOST, "")
     min_rank = version_rank(policy.min_version)
     first_preference = targets["preference"].min()
     attempts: list[str] = []
@@ -181,27 +181,27 @@ def _walk(targets: pd.DataFrame | None, policy: Policy) -> dict[str, Any]:
     for t in targets.itertuples(index=False):
         where = f"{t.mx_host} [{t.ip}]" if isinstance(t.ip, str) else str(t.mx_host)
         if not isinstance(t.status, str):
-            attempts.append(f"{where}: not scanned")
+            attempts.append(f"{where}: {PolicyReason.NOT_SCANNED}")
             continue
-        if t.status in UNREACHED_STATUSES:
+        if t.status in NOT_REACHED:
             attempts.append(f"{where}: {_STATUS_REASONS.get(t.status, t.status)}")
             continue
         enforced = _enforced_failure(t, policy)
         failure = enforced or _tls_failure(t, policy, min_rank)
-        attempts.append(f"{where}: {failure or 'delivered'}")
+        attempts.append(f"{where}: {failure or PolicyReason.DELIVERED}")
         if failure is None or (enforced is None and not policy.require_starttls):
             return {"reachable": True, "encrypted": failure is None, "mx_host": t.mx_host,
                     "ip": t.ip if isinstance(t.ip, str) else None, "preference": t.preference,
                     "backup": bool(t.preference > first_preference), "reason": failure,
                     "attempts": "; ".join(attempts)}
         failures.append(failure)
-    reason = "; ".join(dict.fromkeys(failures)) if failures else NO_REACHABLE_MX
+    reason = "; ".join(dict.fromkeys(failures)) if failures else PolicyReason.NO_REACHABLE_MX
     return _undelivered(reason, "; ".join(attempts))
 
 
 def _enforced_failure(t: Any, policy: Policy) -> str | None:
     """Why MTA-STS or DANE, if the policy honours them, forbids delivery to a reached target."""
-    if (policy.honour_mta_sts and isinstance(t.sts_mode, str) and t.sts_mode == "enforce"
+    if (policy.honour_mta_sts and isinstance(t.sts_mode, str) and t.sts_mode == StsMode.ENFORCE
             and isinstance(t.sts_failure, str)):
         return f"MTA-STS: {t.sts_failure}"
     if policy.honour_dane and isinstance(t.dane_failure, str):
@@ -211,14 +211,14 @@ def _enforced_failure(t: Any, policy: Policy) -> str | None:
 
 def _tls_failure(t: Any, policy: Policy, min_rank: int) -> str | None:
     """Why a reachable target does not meet the policy's TLS requirements; None if it does."""
-    if t.status != HostStatus.STARTTLS.value:
+    if t.status != HostStatus.STARTTLS:
         return _STATUS_REASONS.get(t.status, f"status {t.status}")
     if min_rank >= 0 and t.max_rank < min_rank:
         newest = version_label(int(t.max_rank))
         return (f"max {newest} < {policy.min_version}" if newest
                 else f"no accepted version ≥ {policy.min_version}")
     if policy.require_cert_match and not t.cert_matches_mx:
-        return "certificate name mismatch" if t.cert_checked else "certificate name not checked"
+        return PolicyReason.CERT_MISMATCH if t.cert_checked else PolicyReason.CERT_NOT_CHECKED
     if policy.require_forward_secrecy and t.fs_max_rank < max(min_rank, 0):
         at = f" at ≥ {policy.min_version}" if policy.min_version else ""
         return f"no forward-secret suite{at}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from research.analysis.core import CATEGORIES, domain_frame, host_frame, scan_date
 from research.analysis.headline import domains_lacking_version, domains_without_starttls
 from research.analysis.policy import Policy, policy_sweep
-from research.results import SurveyResults
+from research.store.results import SurveyResults
 
 _MAX_LISTED = 12
 

@@ -1,6 +1,6 @@
 """A testbed of real DNS and SMTP servers on loopback, reproducing known mail-server behaviours.
 
-A scenario file (``data/testbed/NAME.toml``, see :mod:`research.testbed.scenario`) describes
+A scenario file (``research/testbed/scenarios/NAME.toml``, format in its ``README.md``) describes
 domains, their MX hosts and how each host behaves, with the ground truth a scan must find::
 
     from research.testbed import Testbed
@@ -25,6 +25,7 @@ from research.testbed.scenario import (
     Throttle,
     list_scenarios,
     load_scenario,
+    scenarios_dir,
     write_domain_list,
 )
 from research.testbed.smtp_server import DEFAULT_SMTP_PORT, TargetStats
@@ -46,6 +47,7 @@ __all__ = [
     "list_scenarios",
     "load_scenario",
     "run_foreground",
+    "scenarios_dir",
     "serve_forever",
     "write_domain_list",
 ]

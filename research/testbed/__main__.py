@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 
 from research.errors import SurveyError
+from research.store.files import write_json
 from research.testbed.runtime import (
     DEFAULT_DNS_HOST,
     FOREGROUND_DNS_PORT,
     Endpoints,
     run_foreground,
     serve_forever,
-    write_json_atomic,
 )
 from research.testbed.scenario import load_scenario
 from research.testbed.smtp_server import command_log
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         def ready(endpoints: Endpoints) -> None:
             print(f"ready: dns {endpoints.resolver}, smtp port {endpoints.smtp_port}", flush=True)
             if args.ready_file is not None:
-                write_json_atomic(args.ready_file, {
+                write_json(args.ready_file, {
                     "pid": os.getpid(), "dns_host": endpoints.dns_host,
                     "dns_port": endpoints.dns_port, "smtp_port": endpoints.smtp_port,
                     "https_port": endpoints.https_port})

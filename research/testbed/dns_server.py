@@ -38,7 +38,7 @@ from cryptography import x509
 from dnslib import AAAA, CNAME, EDNS0, MX, QTYPE, RCODE, RR, SOA, TLSA, TXT, A, DNSError, DNSRecord
 from dnslib.server import DNSHandler, DNSServer
 
-from research.dane import association_data
+from research.policy.dane import association_data
 from research.testbed.ca import CA_FILE, host_files
 from research.testbed.dnssec_zone import ZoneSigner
 from research.testbed.scenario import TLD, DnsMode, DnssecMode, Host, Scenario

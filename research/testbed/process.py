@@ -21,8 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from research import config
 from research.errors import TestbedError
+from research.settings import SurveySettings
 from research.testbed.ca import write_certificates
 from research.testbed.dnssec_zone import anchor_path
 from research.testbed.runtime import DEFAULT_DNS_HOST, Endpoints, check_loopback
@@ -85,7 +85,7 @@ class Testbed:
             log_path = workdir / "server.log"
             command = [
                 sys.executable, "-m", "research.testbed", "serve",
-                "--scenario", str(scenario.path),
+                "--scenario", str(scenario.path.resolve()),  # the child runs elsewhere
                 "--cert-dir", str(workdir / "certs"),
                 "--dns-host", dns_host,
                 "--dns-port", str(dns_port),
@@ -100,7 +100,7 @@ class Testbed:
             with log_path.open("wb") as log:
                 process = subprocess.Popen(
                     command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
-                    cwd=config.PROJECT_DIR, env=_child_env(),
+                    cwd=workdir, env=_child_env(),
                 )
             endpoints = _wait_until_ready(process, ready_file, log_path, timeout)
             return cls(scenario, process, workdir, endpoints, ca_path.read_bytes())
@@ -143,7 +143,7 @@ class Testbed:
     @property
     def dnssec_anchor_path(self) -> Path:
         """The DS record of the signed ``test.`` zone, the trust anchor to validate it with
-        (``run_survey(dnssec_anchor=...)``); removed by :meth:`stop`."""
+        (``--dnssec-anchor``; :meth:`settings` passes it); removed by :meth:`stop`."""
         return anchor_path(self._workdir / "certs")
 
     @property
@@ -168,6 +168,18 @@ class Testbed:
     @property
     def running(self) -> bool:
         return self._finalizer.alive and self._process.poll() is None
+
+    def settings(self, **options: Any) -> SurveySettings:
+        """Survey settings that point at this testbed: its resolver and SMTP port, its CA among
+        the trusted roots, its zone's trust anchor for DNSSEC and its MTA-STS port; ``options``
+        (any :meth:`SurveySettings.build` name) change the rest, or these."""
+        mine: dict[str, Any] = {
+            "resolvers": [self.resolver], "port": self.smtp_port,
+            "trust_ca": self.ca_cert_path, "dnssec_anchor": self.dnssec_anchor_path,
+        }
+        if self.mta_sts_port is not None:
+            mine["mta_sts_port"] = self.mta_sts_port
+        return SurveySettings.build(**{**mine, **options})
 
     def domains(self) -> list[tuple[int, str]]:
         """(rank, domain) in rank order: the domain list to scan."""
@@ -220,12 +232,9 @@ class Testbed:
 
 
 def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # The child must import this very package, installed or not.
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(config.PROJECT_DIR), env.get("PYTHONPATH", "")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    # The child imports the package as this interpreter does (sys.executable, installed or
+    # editable): no clone on its path, and its own temporary directory as working directory.
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def _wait_until_ready(process: subprocess.Popen[bytes], ready_file: Path, log_path: Path,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 import os
 import signal
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from research.errors import TestbedError
+from research.store.files import write_json
 from research.testbed import dns_server, https_server, smtp_server
 from research.testbed.ca import write_certificates
 from research.testbed.dnssec_zone import anchor_path
@@ -161,14 +161,7 @@ class _StatsWriter:
         targets = [{"host": host, "ip": ip, "sessions": s.sessions,
                     "tls_handshakes": s.tls_handshakes, "throttled": s.throttled}
                    for host, ip, s in self._smtp.stats()]
-        write_json_atomic(self._path, {"seq": self._seq, "targets": targets})
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that a reader polling ``path`` never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
+        write_json(self._path, {"seq": self._seq, "targets": targets})
 
 
 def _on_stdin(fd: int, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:

@@ -1,0 +1,64 @@
+"""The raw log's records: one JSON object for each finished piece of work, of one kind each.
+
+The runner (:mod:`research.scan.survey`) appends them as work finishes; the tables
+(:mod:`research.store.tables`, :mod:`research.store.results`) are built from them, later records
+winning over earlier ones with the same key; ``--resume`` reads them to skip what is done.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from research.store.schema import HostStatus
+
+Record = dict[str, Any]
+
+
+class RecordKind(StrEnum):
+    """What a record holds (its ``kind`` key)."""
+
+    START = "start"
+    """A run began: the domain list, its checksum, the settings and the resolver."""
+    DOMAIN = "domain"
+    """One entry of the domain list and its MX lookup: a ``domains`` row and its ``mx`` rows.
+    Keyed by (``rank``, ``input``)."""
+    ADDRESSES = "addresses"
+    """An MX host name's address lookup. Keyed by ``mx_host``."""
+    HOST = "host"
+    """One (MX host, IP) probed, or not contacted (``unresolved``, ``opted_out``): a ``hosts``
+    row with its ``ciphers`` and ``certificates`` rows. Keyed by (``mx_host``, ``ip``)."""
+    POLICY = "policy"
+    """A domain's MTA-STS, TLS-RPT and MX DNSSEC lookups: its ``mta_sts`` and ``tlsrpt`` rows,
+    and the domain's half of its ``dane`` rows. Keyed by ``domain``."""
+    TLSA = "tlsa"
+    """An MX host's TLSA lookup: the host's half of its ``dane`` rows. Keyed by ``mx_host``."""
+    FINISH = "finish"
+    """A run finished every piece of work."""
+
+
+def kind_marker(kind: RecordKind) -> bytes:
+    """How every record of ``kind`` spells its kind in the log, for a scan of the raw bytes."""
+    return f'"kind":"{kind.value}"'.encode()
+
+
+def domain_key(record: Record) -> tuple[int, str]:
+    return record["rank"], record["input"]
+
+
+def host_key(record: Record) -> tuple[str, str | None]:
+    return record["mx_host"], record.get("ip")
+
+
+def now() -> str:
+    """The time a record is stamped with: ISO 8601, UTC."""
+    return datetime.now(UTC).isoformat()
+
+
+def not_contacted(mx_host: str, ip: str | None, port: int, status: HostStatus,
+                  error: str) -> Record:
+    """The ``host`` record of a target that was never contacted (``unresolved``, ``opted_out``)."""
+    return {"kind": RecordKind.HOST.value, "mx_host": mx_host, "ip": ip, "port": port,
+            "status": status.value, "error": error, "ehlo_extensions": [], "cert_sans": [],
+            "ciphers": [], "scanned_at": now()}
