@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast lint typecheck pytest report testbed bench dist clean
+.PHONY: install demo test test-fast lint typecheck pytest report testbed bench bench-concentrated dist clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ pytest: $(STAMP)
 ## generated hosts. Takes about a quarter of an hour; see benchmarks/README.md.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+## The politeness benchmark: a generated list of 10,000 domains on about 1,000 addresses
+## (Zipf-sized providers, shared pools): DNS, the survey, and the sslyze path beside it on its
+## first 500 domains. About an hour; see benchmarks/README.md.
+bench-concentrated: $(STAMP)
+	$(BIN)/python benchmarks/run.py --no-isc --scale '' --concentrated 10000,1000 \
+	    --sslyze-slice 500 --rtt-ms 20 --json benchmarks/concentrated.json
 
 ## Run the testbed in the foreground until Ctrl-C (prints how to scan it).
 testbed: $(STAMP)

@@ -69,10 +69,15 @@ def child_survey(spec: dict[str, Any]) -> dict[str, Any]:
     settings = SurveySettings.build(
         resolvers=[spec["resolver"]], port=spec["port"], timeout=spec["timeout"],
         concurrency=spec["concurrency"], per_host_connections=spec["per_host"],
-        engine=spec["engine"], trust_ca=spec["trust_ca"])
+        engine=spec["engine"], trust_ca=spec["trust_ca"], **spec.get("options", {}))
     results = run_survey(domains, spec["out"], settings, progress=False)
     wall = time.perf_counter() - started
     peak = _peak_rss_mb()  # before any table is loaded: the survey's own peak
+    if spec.get("summary_only"):
+        return {"wall_s": wall, "peak_mb": peak, "hosts": len(results.hosts),
+                "counts": results.meta["counts"],
+                "ground_truth_mismatches": _ground_truth_mismatches(
+                    Path(spec["ground_truth"]), results) if spec.get("ground_truth") else None}
     answers: Answers = {}
     hosts = results.hosts
     ciphers = results.ciphers
@@ -124,6 +129,28 @@ def _ground_truth_mismatches(path: Path, results: Any) -> int:
         found = [label for label, column in _LABELS.items() if _true(row[column])]
         bad += found != list(host.expect_versions)
     return bad
+
+
+def child_dns(spec: dict[str, Any]) -> dict[str, Any]:
+    """The survey's DNS phase alone: every domain's MX, then every MX host's addresses, with
+    ``dns_concurrency`` lookups in flight (the survey's own functions and thread pool size)."""
+    from research.scan.inputs import read_domain_list
+    from research.scan.mx import resolve_addresses, resolve_mx
+    from research.scan.resolver import make_resolver
+
+    domains = [e.domain for e in read_domain_list(Path(spec["domains"])).entries if e.domain]
+    resolver = make_resolver([spec["resolver"]], timeout=spec["timeout"])
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=spec["dns_concurrency"]) as pool:
+        found = list(pool.map(lambda d: resolve_mx(d, resolver=resolver), domains))
+        hosts = sorted({m.host for f in found for m in f.mx})
+        addresses = list(pool.map(lambda h: resolve_addresses(h, resolver=resolver), hosts))
+    wall = time.perf_counter() - started
+    queries = len(domains) + 2 * len(hosts)  # MX, then A and AAAA
+    return {"wall_s": wall, "peak_mb": _peak_rss_mb(), "domains": len(domains),
+            "hosts": len(hosts), "queries": queries,
+            "failed": sum(1 for f in found if f.status.value not in ("mx", "implicit_mx"))
+            + sum(1 for a in addresses if not a.addresses)}
 
 
 def child_sslyze(spec: dict[str, Any]) -> dict[str, Any]:
@@ -357,6 +384,131 @@ def scale_part(args: argparse.Namespace, work: Path) -> list[tuple[int, dict[str
     return found
 
 
+def _served(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Per address: sessions and refusals during a run, and the peak connections so far."""
+    return {ip: {"sessions": s.sessions - before[ip].sessions,
+                 "throttled": s.throttled - before[ip].throttled,
+                 "peak": s.peak_connections} for ip, s in after.items()}
+
+
+def concentrated_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """A concentrated list (Zipf providers on shared pools): DNS, the survey, and the survey
+    beside the sslyze path on a slice of it, all on one testbed."""
+    from research.scan.inputs import read_domain_list
+    from research.testbed import Testbed
+    from research.testbed.generate import concentrated
+
+    domains_n, addresses_n = args.concentrated
+    scenario = concentrated(domains_n, addresses_n, rtt_ms=args.rtt_ms)
+    found: dict[str, Any] = {"domains": domains_n, "addresses": len(scenario.addresses()),
+                             "hosts": len(scenario.hosts),
+                             "rows": sum(len(h.addresses) for h in scenario.hosts),
+                             "providers": len({d.mx[0][1].split(".", 1)[1]
+                                               for d in scenario.domains})}
+    print(f"concentrated: {domains_n} domains, {found['addresses']} addresses: starting the "
+          "testbed ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    with Testbed.start(scenario, timeout=600) as tb:
+        found["testbed_start_s"] = time.perf_counter() - started
+        domain_list = tb.write_domain_list(work / "concentrated.csv")
+        common = {"resolver": tb.resolver, "port": tb.smtp_port, "timeout": args.timeout,
+                  "trust_ca": str(tb.ca_cert_path), "per_host": args.per_host}
+        found["dns"] = []
+        for dns_concurrency in args.dns_concurrency:
+            print(f"concentrated: DNS with {dns_concurrency} lookups in flight ...",
+                  file=sys.stderr, flush=True)
+            found["dns"].append({"dns_concurrency": dns_concurrency, **run_child("dns", {
+                "domains": str(domain_list), "resolver": tb.resolver,
+                "timeout": args.timeout, "dns_concurrency": dns_concurrency})})
+        before = tb.address_stats()
+        print("concentrated: survey --engine full ...", file=sys.stderr, flush=True)
+        got = run_child("survey", {**common, "domains": str(domain_list), "engine": "full",
+                                   "concurrency": args.scale_concurrency,
+                                   "out": str(work / "concentrated"), "summary_only": True,
+                                   "ground_truth": str(scenario.path)})
+        found["survey"] = {**got, "served": _served(before, tb.address_stats()),
+                           "groups": {n: s.peak_connections
+                                      for n, s in tb.group_stats().items()},
+                           "group_refusals": sum(s.throttled
+                                                 for s in tb.group_stats().values())}
+        # The slice: the first domains by rank, surveyed by the engine and by the sslyze path.
+        entries = read_domain_list(domain_list).entries[: args.sslyze_slice]
+        slice_list = work / "slice.csv"
+        slice_list.write_text("rank,domain\n" + "".join(f"{e.rank},{e.domain}\n"
+                                                         for e in entries))
+        found["slice"] = {"domains": len(entries)}
+        for engine in ("full", "sslyze"):
+            before = tb.address_stats()
+            print(f"concentrated slice of {len(entries)}: survey --engine {engine} ...",
+                  file=sys.stderr, flush=True)
+            got = run_child("survey", {**common, "domains": str(slice_list), "engine": engine,
+                                       "concurrency": args.concurrency, "summary_only": True,
+                                       "out": str(work / f"slice-{engine}")})
+            found["slice"][engine] = {**got, "served": _served(before, tb.address_stats())}
+    return found
+
+
+def _address_figures(served: dict[str, dict[str, int]], domains: int) -> dict[str, float]:
+    used = [s for s in served.values() if s["sessions"]]
+    sessions = [s["sessions"] for s in used]
+    return {"addresses": len(used), "sessions": sum(sessions),
+            "per_address_mean": sum(sessions) / len(used) if used else float("nan"),
+            "per_address_max": max(sessions, default=0),
+            "per_domain": sum(sessions) / domains,
+            "peak": max((s["peak"] for s in used), default=0),
+            "refused": sum(s["throttled"] for s in used)}
+
+
+def concentrated_report(args: argparse.Namespace, found: dict[str, Any]) -> list[str]:
+    survey = found["survey"]
+    mine = _address_figures(survey["served"], found["domains"])
+    lines = [f"### Concentrated list: {found['domains']:,} domains on {found['addresses']:,} "
+             f"addresses", "",
+             f"{found['providers']} providers (Zipf {1.1}), {found['hosts']:,} MX names, "
+             f"{found['rows']:,} (MX host, IP) rows; every address at {args.rtt_ms:g} ms; "
+             f"testbed start-up {found['testbed_start_s']:.0f} s.", "",
+             "| DNS lookups in flight | domains | MX hosts | queries | wall time (s) | "
+             "queries per second | peak memory (MB) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for dns in found["dns"]:
+        lines.append(f"| {dns['dns_concurrency']} | {dns['domains']:,} | {dns['hosts']:,} | "
+                     f"{dns['queries']:,} | {_fmt(dns['wall_s'])} | "
+                     f"{dns['queries'] / dns['wall_s']:,.0f} | {_fmt(dns['peak_mb'], 0)} |")
+    counts = survey["counts"]
+    lines += ["", f"Survey `--engine full`, `--concurrency {args.scale_concurrency}`, default "
+              "politeness (`--per-host`, `--per-provider`, `--provider-rate`):", "",
+              "| figure | value |", "| --- | --- |",
+              f"| wall time | {survey['wall_s']:,.0f} s |",
+              f"| peak memory | {survey['peak_mb']:,.0f} MB |",
+              f"| addresses probed / (MX host, IP) rows | {counts['addresses']:,} / "
+              f"{counts['hosts']:,} |",
+              f"| sessions (servers' count) | {mine['sessions']:,.0f} |",
+              f"| sessions per address, mean / max | {mine['per_address_mean']:.1f} / "
+              f"{mine['per_address_max']} |",
+              f"| sessions per domain | {mine['per_domain']:.2f} |",
+              f"| peak connections at one address | {mine['peak']} |",
+              f"| peak connections at one provider (across its pool) | "
+              f"{max(survey['groups'].values(), default=0)} |",
+              f"| refused by a provider-wide limit | {survey['group_refusals']} |",
+              f"| ground truth mismatches | {survey['ground_truth_mismatches']} |", ""]
+    part = found["slice"]
+    rows = {engine: _address_figures(part[engine]["served"], part["domains"])
+            for engine in ("full", "sslyze")}
+    lines += [f"The first {part['domains']} domains by rank, the engine beside the sslyze path "
+              f"(`--concurrency {args.concurrency}`):", "",
+              "| run | sessions | per address (mean / max) | per domain | peak connections at "
+              "one address | wall time (s) | peak memory (MB) | sessions vs sslyze |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for engine, label in (("full", "survey `--engine full`"),
+                          ("sslyze", "survey `--engine sslyze`")):
+        f, got = rows[engine], part[engine]
+        lines.append(f"| {label} | {f['sessions']:,.0f} | {f['per_address_mean']:.1f} / "
+                     f"{f['per_address_max']} | {f['per_domain']:.1f} | {f['peak']} | "
+                     f"{_fmt(got['wall_s'])} | {_fmt(got['peak_mb'], 0)} | "
+                     f"{_ratio(f['sessions'], rows['sslyze']['sessions'])} |")
+    return [*lines, ""]
+
+
 def _fmt(value: float, digits: int = 1) -> str:
     return "-" if value != value else f"{value:,.{digits}f}"
 
@@ -368,7 +520,8 @@ def _ratio(value: float, reference: float) -> str:
 
 
 def report(args: argparse.Namespace, rows: list[Row],
-           scale: list[tuple[int, dict[str, Any], float]]) -> str:
+           scale: list[tuple[int, dict[str, Any], float]],
+           concentrated: dict[str, Any] | None = None) -> str:
     lines = [f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on: {machine()}.",
              f"Every host at {args.rtt_ms:g} ms round-trip time; --concurrency "
              f"{args.concurrency} hosts, --per-host {args.per_host} connections, --timeout "
@@ -414,6 +567,8 @@ def report(args: argparse.Namespace, rows: list[Row],
                 f"{got['ground_truth_mismatches']} | "
                 f"{_ratio(got['wall_s'] / hosts, base['wall_s'] / base_hosts)} | "
                 f"{_ratio(got['peak_mb'], base['peak_mb'])} |")
+    if concentrated:
+        lines += ["", *concentrated_report(args, concentrated)]
     return "\n".join(lines) + "\n"
 
 
@@ -422,7 +577,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["child"]:
         _init_labels()
         kind, spec = argv[1], json.loads(argv[2])
-        run = {"survey": child_survey, "sslyze": child_sslyze, "testssl": child_testssl}[kind]
+        run = {"survey": child_survey, "sslyze": child_sslyze, "testssl": child_testssl,
+               "dns": child_dns}[kind]
         result = run(spec)
         print(json.dumps(result, default=str))
         return 0
@@ -437,16 +593,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-isc", action="store_true")
     parser.add_argument("--no-sslyze", action="store_true")
     parser.add_argument("--no-testssl", action="store_true")
+    parser.add_argument("--concentrated", type=lambda t: tuple(int(x) for x in t.split(",")),
+                        default=None, metavar="DOMAINS,ADDRESSES",
+                        help="also survey a concentrated list (e.g. 10000,1000)")
+    parser.add_argument("--sslyze-slice", type=int, default=500,
+                        help="domains of the concentrated list also surveyed by the sslyze path")
+    parser.add_argument("--dns-concurrency", type=lambda t: [int(x) for x in t.split(",")],
+                        default=[10, 32], help="DNS lookups in flight to compare")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args(argv)
     _init_labels()
     work = Path(tempfile.mkdtemp(prefix="starttls-bench-"))
+    concentrated = None
     try:
         rows = [] if args.no_isc else isc_part(args, work)
         scale = scale_part(args, work) if args.scale else []
+        if args.concentrated:
+            concentrated = concentrated_part(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    text = report(args, rows, scale)
+    text = report(args, rows, scale, concentrated)
     print(text)
     if args.json:
         args.json.write_text(json.dumps({
@@ -460,6 +626,7 @@ def main(argv: list[str] | None = None) -> int:
                        "sessions_per_host": s,
                        "ground_truth_mismatches": g["ground_truth_mismatches"]}
                       for h, g, s in scale],
+            "concentrated": concentrated,
         }, indent=2))
     return 0
 

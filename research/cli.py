@@ -1,7 +1,8 @@
 """The ``starttls-survey`` command: a thin layer over the library.
 
 Exit codes: 0 the command ran (failed hosts are results, not errors); 2 bad usage or unusable
-input, with a one-line message; 130 interrupted (the tables for what finished are written).
+input, with a one-line message; 130 interrupted by Ctrl-C, 143 by SIGTERM (the tables for what
+finished are written either way).
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import ipaddress
 import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,9 +23,24 @@ from research.errors import SurveyError
 from research.store.schema import Engine
 
 if TYPE_CHECKING:
+    from research.settings import SurveySettings
     from research.store.results import SurveyResults
 
 PROG = "starttls-survey"
+
+
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), the tables of the finished work written."""
+EXIT_TERMINATED = 143
+"""Exit status after SIGTERM (128 + SIGTERM), the same way."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that a survey stops as it does on Ctrl-C."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,8 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="round-trip delay of every SMTP host (replaces the scenario's)")
     tb_sub.add_parser("list", help="list the scenarios")
     generate = tb_sub.add_parser("generate", help="write a scenario of N hosts with a realistic "
-                                 "mix (for benchmarks)")
-    generate.add_argument("--hosts", type=_positive_int, required=True, help="number of hosts")
+                                 "mix, or of N domains concentrated on M addresses of "
+                                 "Zipf-sized providers (for benchmarks)")
+    size = generate.add_mutually_exclusive_group(required=True)
+    size.add_argument("--hosts", type=_positive_int,
+                      help="number of hosts, each on its own address with a domain of its own")
+    size.add_argument("--domains", type=_positive_int,
+                      help="number of domains, concentrated on --addresses addresses")
+    generate.add_argument("--addresses", type=_positive_int,
+                          help="about how many addresses the --domains share")
     generate.add_argument("--out", type=Path, required=True, metavar="FILE",
                           help="scenario file to write (.toml)")
     generate.add_argument("--seed", type=int, default=0, help="shuffles the mix (default 0)")
@@ -149,9 +174,20 @@ def _add_scan_options(p: argparse.ArgumentParser, *, out_required: bool) -> None
     p.add_argument("--timeout", type=_seconds, default=config.DEFAULT_TIMEOUT,
                    help="seconds per network operation")
     p.add_argument("--concurrency", type=_positive_int, default=config.DEFAULT_CONCURRENCY,
-                   help="hosts probed at once")
+                   help="addresses probed at once")
+    p.add_argument("--dns-concurrency", type=_positive_int,
+                   default=config.DEFAULT_DNS_CONCURRENCY, help="DNS lookups in flight")
     p.add_argument("--per-host", type=_positive_int, default=config.DEFAULT_PER_HOST_CONNECTIONS,
-                   dest="per_host_connections", help="connections to one host at once")
+                   dest="per_host_connections",
+                   help="connections to one address at once, at most (fewer once it refuses "
+                   "more)")
+    p.add_argument("--per-provider", type=_positive_int,
+                   default=config.DEFAULT_PER_PROVIDER_CONNECTIONS,
+                   dest="per_provider_connections",
+                   help="connections to one provider (registrable domain of the MX names) at "
+                   "once, across its addresses")
+    p.add_argument("--provider-rate", type=_seconds, default=config.DEFAULT_PROVIDER_RATE,
+                   metavar="N", help="new sessions per second to one provider, at most")
     p.add_argument("--trust-ca", type=Path, metavar="FILE",
                    help="extra PEM root certificates for the certificate check")
     p.add_argument("--mta-sts-port", type=_port, default=config.DEFAULT_MTA_STS_PORT,
@@ -189,9 +225,17 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--versions-only", dest="engine", action="store_const",
                    const=Engine.VERSIONS.value, help="same as --engine versions")
     p.add_argument("--retries", type=_non_negative_int, default=config.DEFAULT_RETRIES,
-                   help="retries of a session a host did not answer (421, reset, timeout)")
+                   help="retries of a session an address left unanswered (timeout) before it "
+                   "is given up; refusals (421, reset) are limits to learn, not failures")
     p.add_argument("--backoff", type=_non_negative_seconds, default=config.DEFAULT_BACKOFF,
-                   metavar="S", help="seconds a host is paused before the first retry; doubles")
+                   metavar="S", help="seconds an address is paused after a refusal or timeout; "
+                   "doubles with each in a row")
+    p.add_argument("--greeting-timeout", type=_seconds, default=config.DEFAULT_GREETING_TIMEOUT,
+                   metavar="S", help="seconds to wait for the whole SMTP greeting (greet "
+                   "pauses hold it back)")
+    p.add_argument("--host-budget", type=_seconds, default=config.DEFAULT_HOST_BUDGET,
+                   metavar="S", help="seconds an address (and each further MX name on it) is "
+                   "given before what is still open is reported undecided")
     p.add_argument("--dask-scheduler", metavar="ADDRESS",
                    help="run the host probes on this Dask cluster (e.g. tcp://10.0.0.5:8786)")
 
@@ -246,10 +290,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SurveyError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; finished work is in the raw log (use --resume)",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, Terminated)
+        print(f"{PROG}: {'terminated' if terminated else 'interrupted'}; finished work is in "
+              "the raw log (use --resume)", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     return 2
 
 
@@ -271,28 +316,49 @@ def _scan(args: argparse.Namespace) -> int:
     settings = SurveySettings.build(
         resolvers=args.resolver or (), port=args.port, ehlo_name=args.ehlo_name,
         timeout=args.timeout, concurrency=args.concurrency,
+        dns_concurrency=args.dns_concurrency,
         per_host_connections=args.per_host_connections, trust_ca=args.trust_ca,
         opt_out=args.opt_out, mta_sts_port=args.mta_sts_port, dnssec_anchor=args.dnssec_anchor,
         engine=args.engine, retries=args.retries, backoff=args.backoff, license=args.license,
+        greeting_timeout=args.greeting_timeout, host_budget=args.host_budget,
+        per_provider_connections=args.per_provider_connections,
+        provider_rate=args.provider_rate,
     )
+    if settings.probe.ehlo_name == config.DEFAULT_EHLO_NAME and not _on_loopback(settings):
+        print(f"{PROG}: warning: EHLO {config.DEFAULT_EHLO_NAME} does not identify you to the "
+              "mail servers you survey; pass --ehlo-name with a name that resolves to this "
+              "scanner (and an address whose reverse DNS says the same)", file=sys.stderr)
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         with _dask_client(args.dask_scheduler) as client:
             results = run_survey(domains, args.out, settings, resume=args.resume,
                                  progress=args.progress, executor=client)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; tables of the finished work written to {args.out}/ "
+    except KeyboardInterrupt as stop:
+        how = "terminated" if isinstance(stop, Terminated) else "interrupted"
+        print(f"{PROG}: {how}; tables of the finished work written to {args.out}/ "
               "(rerun with --resume to finish)", file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()
         # Probe threads (ours, non-daemon) may sit in a network call for up to a session's
         # time budget, and Python would wait for them at exit; their results are not wanted.
-        os._exit(130)
+        os._exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     _print_summary(results, args.out)
     if results.meta.get("smtp_port_blocked"):
         print(f"{PROG}: warning: every host timed out or refused the connection while DNS "
               f"worked: outbound port {args.port} is probably blocked on this network, so the "
               "host statuses describe the network, not the mail servers", file=sys.stderr)
     return 0
+
+
+def _on_loopback(settings: SurveySettings) -> bool:
+    """Whether the survey asks only loopback resolvers (a testbed): then no mail server it
+    reaches is anybody else's."""
+    from research.scan.resolver import parse_server
+
+    return bool(settings.resolvers) and all(
+        ipaddress.ip_address(parse_server(r)[0]).is_loopback for r in settings.resolvers)
 
 
 @contextlib.contextmanager
@@ -325,13 +391,21 @@ def _testbed(args: argparse.Namespace) -> int:
             print(name)
         return 0
     if args.testbed_command == "generate":
-        from research.testbed.generate import write_generated
+        from research.testbed.generate import write_concentrated, write_generated
 
+        if (args.domains is None) != (args.addresses is None):
+            raise SurveyError("--domains and --addresses go together")
         try:
-            path = write_generated(args.out, args.hosts, seed=args.seed, rtt_ms=args.rtt_ms)
+            if args.domains is not None:
+                path = write_concentrated(args.out, args.domains, args.addresses,
+                                          seed=args.seed, rtt_ms=args.rtt_ms)
+                what = f"{args.domains} domains on about {args.addresses} addresses"
+            else:
+                path = write_generated(args.out, args.hosts, seed=args.seed, rtt_ms=args.rtt_ms)
+                what = f"{args.hosts} hosts"
         except (ValueError, OSError) as exc:
             raise SurveyError(f"{args.out}: {exc}") from None
-        print(f"{path}: {args.hosts} hosts; start it with: {PROG} testbed up --scenario {path}")
+        print(f"{path}: {what}; start it with: {PROG} testbed up --scenario {path}")
         return 0
     return run_foreground(
         args.scenario, dns_host=args.dns_host, dns_port=args.dns_port,

@@ -29,15 +29,32 @@ DEFAULT_PORT = 25
 DEFAULT_TIMEOUT = 10.0
 """Seconds for one network operation (connect, one SMTP reply, one DNS query, one HTTPS read)."""
 DEFAULT_CONCURRENCY = 10
-"""Hosts probed at the same time."""
+"""Addresses probed at the same time (and MTA-STS policy fetches in flight)."""
+DEFAULT_DNS_CONCURRENCY = 32
+"""DNS lookups in flight (MX, addresses, TLSA): each waits on a resolver, not on a mail server,
+so a list of thousands of domains needs more of them than it needs probes."""
 DEFAULT_PER_HOST_CONNECTIONS = 2
-"""Concurrent connections to any one MX host; mail servers throttle scanners."""
+"""Concurrent connections to any one address (IP, port), however many MX names point at it;
+fewer once it refuses more (:mod:`research.scan.limits`). Mail servers throttle scanners."""
 DEFAULT_EHLO_NAME = "starttls-survey.invalid"
 """Identifies the scanner in EHLO; live surveys should pass a name that resolves to them."""
 DEFAULT_RETRIES = 3
-"""Extra attempts of a session that got no answer (421, reset, timeout) before giving up."""
+"""Extra attempts of a session the address did not answer at all (a timeout) before the address
+is given up; a ``421`` or a refused or reset connection is a limit to learn, not a failure."""
 DEFAULT_BACKOFF = 5.0
-"""Seconds a host is paused after its first unanswered session; doubles with each retry."""
+"""Seconds an address is paused after a session it refused or did not answer; doubles with each
+refusal in a row."""
+DEFAULT_GREETING_TIMEOUT = 60.0
+"""Seconds to wait for the whole SMTP greeting. RFC 5321 §4.5.3.2.1 gives it five minutes;
+greet pauses (Sendmail's ``greet_pause``, Postfix's postscreen) hold it back for seconds."""
+DEFAULT_HOST_BUDGET = 600.0
+"""Seconds an address (and each further MX name on it) is given before what is still open is
+reported undecided. Addresses are probed in parallel, so patience with one costs little."""
+DEFAULT_PER_PROVIDER_CONNECTIONS = 8
+"""Connections in flight to one provider (the registrable domain of the MX names), across all
+its addresses: a provider's fleet shares its limits."""
+DEFAULT_PROVIDER_RATE = 10.0
+"""New sessions per second to one provider, across all its addresses."""
 DNS_RETRIES = 2
 """Extra attempts after a temporary DNS failure (SERVFAIL, timeout)."""
 DEFAULT_MTA_STS_PORT = HTTPS_PORT
@@ -56,7 +73,8 @@ def _at_least(value: float, least: float, what: str) -> None:
 
 @dataclass(frozen=True)
 class ProbeSettings:
-    """How each (MX host, IP) is probed: the SMTP session and the TLS scan (RFC 3207 STARTTLS).
+    """How each address (IP, port) is probed for its MX names: the SMTP session, the TLS scan
+    (RFC 3207 STARTTLS), and the limits every session to it and to its provider keeps to.
 
     Picklable, so a task carries it to another process or machine.
     """
@@ -72,6 +90,11 @@ class ProbeSettings:
     backoff: float = DEFAULT_BACKOFF
     trust_ca: str | None = None
     """Extra PEM roots for judging certificates (``--trust-ca``), as a path every worker reads."""
+    greeting_timeout: float = DEFAULT_GREETING_TIMEOUT
+    """Seconds for the whole greeting; the rest of a session has four ``timeout`` periods."""
+    host_budget: float = DEFAULT_HOST_BUDGET
+    per_provider_connections: int = DEFAULT_PER_PROVIDER_CONNECTIONS
+    provider_rate: float = DEFAULT_PROVIDER_RATE
 
     def __post_init__(self) -> None:
         _port(self.port, "port")
@@ -87,6 +110,12 @@ class ProbeSettings:
                              f"not {self.engine!r}") from None
         _at_least(self.retries, 0, "retries")
         _at_least(self.backoff, 0, "backoff")
+        for value, what in ((self.greeting_timeout, "greeting timeout"),
+                            (self.host_budget, "host budget"),
+                            (self.provider_rate, "provider rate")):
+            if not value > 0:
+                raise InputError(f"{what} must be positive, not {value:g}")
+        _at_least(self.per_provider_connections, 1, "per-provider connections")
         if self.trust_ca is not None:
             object.__setattr__(self, "trust_ca", str(self.trust_ca))
 
@@ -105,7 +134,8 @@ class SurveySettings:
     """DNS servers to ask, ``IP[:PORT]``; empty for the system's (``/etc/resolv.conf``)."""
     dns_retries: int = DNS_RETRIES
     concurrency: int = DEFAULT_CONCURRENCY
-    """Hosts probed at the same time (and DNS and policy lookups in flight)."""
+    """Addresses probed at the same time (and MTA-STS policy fetches in flight)."""
+    dns_concurrency: int = DEFAULT_DNS_CONCURRENCY
     mta_sts_port: int = DEFAULT_MTA_STS_PORT
     dnssec_anchor: str | None = None
     """A file of DS/DNSKEY trust anchors: DNSSEC is then validated here rather than taken from
@@ -123,6 +153,7 @@ class SurveySettings:
         object.__setattr__(self, "resolvers", tuple(str(r) for r in self.resolvers))
         _at_least(self.dns_retries, 0, "DNS retries")
         _at_least(self.concurrency, 1, "concurrency")
+        _at_least(self.dns_concurrency, 1, "DNS concurrency")
         _port(self.mta_sts_port, "MTA-STS port")
         for name in ("dnssec_anchor", "opt_out"):
             value = getattr(self, name)

@@ -122,7 +122,7 @@ def enforcement_survey(enforcement_testbed: Testbed,
     out = tmp_path_factory.mktemp("enforcement-survey")
     domains = read_domain_list(tb.write_domain_list(out / "domains.csv"))
     assert tb.mta_sts_port is not None
-    run_survey(domains, out, tb.settings(timeout=3), progress=False)
+    run_survey(domains, out, tb.settings(timeout=3, greeting_timeout=3), progress=False)
     return out
 
 

@@ -65,11 +65,34 @@ def assert_usage_error(proc: subprocess.CompletedProcess[str], needle: str) -> N
         (["scan", "--out", "x"], "either DOMAIN arguments or --domains FILE"),
         (["scan", "--out", "x", "--domains", "/nonexistent/list.csv"], "cannot read"),
         (["scan", "a.example", "--out", "x", "--resolver", "not-an-ip"], "is not IP[:PORT]"),
+        (["scan", "--out", "x", "--per-provider", "0"], "--per-provider: must be at least 1"),
+        (["scan", "--out", "x", "--provider-rate", "0"], "--provider-rate: must be positive"),
+        (["scan", "--out", "x", "--host-budget", "-5"], "--host-budget: must be positive"),
+        (["scan", "--out", "x", "--greeting-timeout", "x"], "--greeting-timeout: not a number"),
+        (["scan", "--out", "x", "--dns-concurrency", "0"], "--dns-concurrency: must be at least"),
         (["frobnicate"], "invalid choice"),
     ],
 )
 def test_bad_usage(tmp_path: Path, args: list[str], needle: str) -> None:
     assert_usage_error(run(*args, cwd=tmp_path), needle)
+
+
+def test_a_survey_that_does_not_identify_itself_is_warned(tmp_path: Path) -> None:
+    """The default EHLO name identifies no one: said before anything is contacted (an unusable
+    opt-out list then stops this survey before any lookup), but not for a testbed on loopback."""
+    (tmp_path / "opt-out").write_text("not a name or network !\n")
+    live = run("scan", "a.example", "--out", "o", "--opt-out", "opt-out", cwd=tmp_path)
+    assert live.returncode == 2
+    warning, error = live.stderr.strip().splitlines()
+    assert warning.startswith("starttls-survey: warning: EHLO starttls-survey.invalid does not "
+                              "identify you") and "--ehlo-name" in warning
+    assert "opt-out" in error
+    named = run("scan", "a.example", "--out", "o", "--opt-out", "opt-out", "--ehlo-name",
+                "scanner.example.org", cwd=tmp_path)
+    testbed = run("scan", "a.example", "--out", "o", "--opt-out", "opt-out", "--resolver",
+                  "127.0.0.1:53", cwd=tmp_path)
+    for proc in (named, testbed):
+        assert_usage_error(proc, "opt-out")
 
 
 def test_empty_and_binary_domain_files(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ import pandas as pd
 
 from research.errors import SurveyError
 from research.policy.ciphers import is_weak_cipher
+from research.policy.names import provider_of
 from research.store import schema
 from research.store.results import SurveyResults
 from research.store.schema import (
@@ -380,25 +381,6 @@ def domain_verdicts(results: SurveyResults) -> pd.DataFrame:
     MX hosts (see ``category``). Sorted by rank, then name.
     """
     return domain_frame(results).drop(columns=list(_RANK_COLUMNS))
-
-
-_SECOND_LEVEL = frozenset({"ac", "co", "com", "edu", "go", "gob", "gov", "mil", "ne", "net",
-                           "or", "org"})
-
-
-def provider_of(mx_host: str) -> str:
-    """The registrable part of an MX host name, as a provider key: ``mx1.mail.example.com`` →
-    ``example.com``.
-
-    Without a public-suffix list (no network, no extra dependency) this takes the last two labels,
-    or three under a two-letter country code whose second level is a generic one such as
-    ``co``/``com``/``ne`` (``mx.yahoo.co.jp`` → ``yahoo.co.jp``). Good enough to group mail
-    providers; not a general-purpose registrable-domain function.
-    """
-    labels = [label for label in mx_host.strip().rstrip(".").lower().split(".") if label]
-    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
 
 
 def provider_table(results: SurveyResults, top: int | None = None) -> pd.DataFrame:

@@ -6,6 +6,7 @@ The survey code is the live survey's; only the resolver, the port and the domain
 from __future__ import annotations
 
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,12 +69,13 @@ def survey_for_notebook(
     results_dir: str | Path | None = None,
     *,
     scenario: str = "isc-2019",
-    ehlo_name: str = DEFAULT_EHLO_NAME,
+    ehlo_name: str | None = None,
     progress: bool | None = None,
 ) -> SurveyResults:
     """The results a notebook works on: loaded from ``results_dir`` if a survey is there,
     otherwise surveyed now — the testbed ``scenario`` for ``target="testbed"``, the study's
-    domain list on the Internet (port 25) for ``target="live"``.
+    domain list on the Internet (port 25) for ``target="live"``, saying ``ehlo_name`` in EHLO
+    (None: the default, which identifies no one; a live survey then warns).
 
     Raises:
         InputError: ``target`` is neither ``testbed`` nor ``live``, or ``results_dir`` cannot
@@ -88,5 +90,10 @@ def survey_for_notebook(
         return load_results(out)
     if target == "testbed":
         return run_demo(out, scenario=scenario, progress=progress)
-    return run_survey(read_domain_list(STUDY_LIST), out, SurveySettings.build(ehlo_name=ehlo_name),
-                      progress=progress, resume=(out / RAW_LOG_NAME).exists())
+    if ehlo_name is None or ehlo_name == DEFAULT_EHLO_NAME:
+        warnings.warn(f"EHLO {DEFAULT_EHLO_NAME} does not identify you to the mail servers you "
+                      "survey: set ehlo_name to a name that resolves to this scanner",
+                      stacklevel=2)
+    settings = SurveySettings.build(ehlo_name=ehlo_name or DEFAULT_EHLO_NAME)
+    return run_survey(read_domain_list(STUDY_LIST), out, settings, progress=progress,
+                      resume=(out / RAW_LOG_NAME).exists())

@@ -1,11 +1,12 @@
-"""Where host probes run: local threads, or any ``concurrent.futures.Executor`` (Dask too).
+"""Where address probes run: local threads, or any ``concurrent.futures.Executor`` (Dask too).
 
-One task probes one (MX host, IP) target from start to end
-(:func:`research.scan.target.survey_target`) and returns its raw-log record, so a task carries a
-target and the probe settings out and one JSON-able dict back. Only the process that runs the survey
-writes the raw log. At most ``window`` tasks are in flight at once: that bounds the hosts probed at
-the same time (and, with each host's own cap, the connections), and keeps the survey's memory
-independent of the length of the list.
+One task probes one address (IP, port) for all its MX names from start to end
+(:func:`research.scan.address.survey_address`) and returns its raw-log records, so a task
+carries an :class:`~research.scan.address.AddressTask` and the probe settings out and JSON-able
+dicts back. Only the process that runs the survey writes the raw log. At most ``window`` tasks
+are in flight at once, and at most ``per_provider_connections`` of one provider: that bounds the
+addresses probed at the same time (and, with each address's and provider's own caps, the
+connections), wherever the tasks run.
 
 For a Dask cluster, pass a ``distributed.Client`` (or use ``--dask-scheduler ADDRESS``): the
 tasks go to its workers through ``Client.get_executor()``. Every worker needs this package
@@ -14,13 +15,13 @@ installed and must be allowed to reach the mail servers.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from research.errors import InputError
-from research.scan.engine import TlsTarget
-from research.scan.target import survey_target
+from research.scan.address import AddressTask, survey_address
 from research.settings import ProbeSettings
 from research.store.records import Record
 
@@ -54,34 +55,44 @@ def describe(executor: Any) -> str:
     return type(executor).__name__
 
 
-def run_targets(targets: Iterable[TlsTarget], settings: ProbeSettings, *, window: int,
-                executor: Any = None) -> Iterator[Record]:
-    """Probe every target, at most ``window`` at once, yielding records as they finish.
+def run_addresses(tasks: Iterable[AddressTask], settings: ProbeSettings, *, window: int,
+                  executor: Any = None) -> Iterator[list[Record]]:
+    """Probe every address, at most ``window`` at once and at most
+    ``settings.per_provider_connections`` of one provider at once, yielding each address's
+    records as it finishes.
 
-    ``executor`` None runs the tasks on ``window`` local threads; an Executor (or a Dask
-    client) given by the caller is used as it is and not shut down. Raises InputError for an
-    ``executor`` that is neither; re-raises what a task raised (a bug, not a server's doing).
+    A task holds at least one connection while it runs, so more tasks of one provider than its
+    connection cap would only wait on the provider's gate; they wait here instead, and the
+    window goes to other providers' addresses. ``executor`` None runs the tasks on ``window``
+    local threads; an Executor (or a Dask client) given by the caller is used as it is and not
+    shut down. Raises InputError for an ``executor`` that is neither; re-raises what a task
+    raised (a bug, not a server's doing).
     """
     own = executor is None
-    pool = ThreadPoolExecutor(max_workers=window, thread_name_prefix="host") if own else (
+    pool = ThreadPoolExecutor(max_workers=window, thread_name_prefix="address") if own else (
         as_executor(executor))
-    todo = iter(targets)
-    pending: set[Future[Record]] = set()
+    queue = _ProviderQueue(tasks, settings.per_provider_connections)
+    pending: dict[Future[list[Record]], str] = {}
+
+    def fill() -> None:
+        while len(pending) < window:
+            task = queue.next()
+            if task is None:
+                return
+            pending[pool.submit(survey_address, task, settings)] = task.provider
+
     try:
-        for target in todo:
-            pending.add(pool.submit(survey_target, target, settings))
-            if len(pending) >= window:
-                break
+        fill()
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                nxt = next(todo, None)
-                if nxt is not None:
-                    pending.add(pool.submit(survey_target, nxt, settings))
+                queue.finished(pending.pop(future))
+            fill()
+            for future in done:
                 yield future.result()
     except BaseException:
         # Interrupted (or the consumer stopped): drop what has not started and do not wait for
-        # the hosts being probed, whose records nobody will write.
+        # the addresses being probed, whose records nobody will write.
         for future in pending:
             future.cancel()
         if own:
@@ -89,3 +100,32 @@ def run_targets(targets: Iterable[TlsTarget], settings: ProbeSettings, *, window
         raise
     if own:
         pool.shutdown()
+
+
+class _ProviderQueue:
+    """Tasks in their order, handed out round the providers that have room."""
+
+    def __init__(self, tasks: Iterable[AddressTask], per_provider: int) -> None:
+        self._waiting: dict[str, deque[AddressTask]] = {}
+        for task in tasks:
+            self._waiting.setdefault(task.provider, deque()).append(task)
+        self._order: deque[str] = deque(self._waiting)
+        self._running: dict[str, int] = {}
+        self._cap = per_provider
+
+    def next(self) -> AddressTask | None:
+        for _ in range(len(self._order)):
+            provider = self._order[0]
+            self._order.rotate(-1)
+            if self._running.get(provider, 0) < self._cap:
+                waiting = self._waiting[provider]
+                task = waiting.popleft()
+                if not waiting:
+                    del self._waiting[provider]
+                    self._order.remove(provider)
+                self._running[provider] = self._running.get(provider, 0) + 1
+                return task
+        return None
+
+    def finished(self, provider: str) -> None:
+        self._running[provider] -= 1

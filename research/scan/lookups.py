@@ -34,6 +34,7 @@ from research.policy.mtasts import (
 from research.policy.tlsrpt import PREFIX as TLSRPT_PREFIX
 from research.policy.tlsrpt import TlsRpt, parse_tlsrpt
 from research.scan.dnssec import DnssecResolver, load_anchors
+from research.scan.optout import OptOutList
 from research.scan.policy_fetch import fetch_policy, tls_context
 from research.scan.resolver import lookup_txt
 from research.settings import DEFAULT_MTA_STS_PORT, DEFAULT_TIMEOUT, SurveySettings
@@ -59,9 +60,12 @@ class EnforcementContext:
     """What a sender fetching a policy trusts (the Mozilla roots and ``--trust-ca``)."""
     mta_sts_port: int = DEFAULT_MTA_STS_PORT
     timeout: float = DEFAULT_TIMEOUT
+    opt_out: OptOutList | None = None
+    """Policy hosts (names, addresses) never to contact."""
 
 
-def make_context(resolver: dns.resolver.Resolver, settings: SurveySettings) -> EnforcementContext:
+def make_context(resolver: dns.resolver.Resolver, settings: SurveySettings,
+                 opt_out: OptOutList | None = None) -> EnforcementContext:
     """Raises InputError if ``settings.trust_ca`` or ``settings.dnssec_anchor`` cannot be used."""
     anchors = load_anchors(settings.dnssec_anchor) if settings.dnssec_anchor else None
     try:
@@ -69,14 +73,15 @@ def make_context(resolver: dns.resolver.Resolver, settings: SurveySettings) -> E
     except (OSError, ssl.SSLError) as exc:
         raise InputError(f"{settings.trust_ca}: cannot load as trusted CAs ({exc})") from None
     dnssec = DnssecResolver(resolver, anchors, retries=settings.dns_retries)
-    return EnforcementContext(resolver, dnssec, https, settings.mta_sts_port, settings.timeout)
+    return EnforcementContext(resolver, dnssec, https, settings.mta_sts_port, settings.timeout,
+                              opt_out)
 
 
 def policy_record(domain: str, dns_status: str, mx_hosts: list[str],
                   ctx: EnforcementContext) -> Record:
     """The ``policy`` raw-log record of a domain with MX hosts (``mx`` or ``implicit_mx``)."""
     sts = check_mta_sts(domain, mx_hosts, resolver=ctx.resolver, port=ctx.mta_sts_port,
-                        context=ctx.https, timeout=ctx.timeout)
+                        context=ctx.https, timeout=ctx.timeout, opt_out=ctx.opt_out)
     report = lookup_tlsrpt(domain, ctx.resolver)
     # DANE needs the MX RRset (for an implicit MX, the domain's address RRset) to be secure.
     mx = ctx.dnssec.lookup(domain, "A" if dns_status == DnsStatus.IMPLICIT_MX else "MX")
@@ -102,11 +107,12 @@ def check_mta_sts(
     port: int = DEFAULT_MTA_STS_PORT,
     context: ssl.SSLContext | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    opt_out: OptOutList | None = None,
 ) -> dict[str, Any]:
     """The ``mta_sts`` table's columns (except ``domain``) for ``domain`` with ``mx_hosts``.
 
-    The policy is fetched only when the TXT record is valid, as a sender would. Never raises
-    for DNS, network or server failures.
+    The policy is fetched only when the TXT record is valid, as a sender would, and never from
+    a policy host on ``opt_out``. Never raises for DNS, network or server failures.
     """
     found = lookup_txt(f"{STS_PREFIX}.{domain}", resolver)
     row: dict[str, Any] = {"policy_host": policy_host(domain), "mx_not_covered": [],
@@ -119,12 +125,14 @@ def check_mta_sts(
                txt_error=record.error)
     if record.status is RecordStatus.VALID:
         fetched = fetch_policy(domain, resolver=resolver, port=port, context=context,
-                               timeout=timeout)
+                               timeout=timeout, opt_out=opt_out)
         row.update(policy_ip=fetched.ip, fetch_status=fetched.status.value,
                    http_status=fetched.http_status, content_type=fetched.content_type,
                    fetch_error=fetched.error, policy_text=fetched.body)
         if fetched.status is FetchStatus.CERTIFICATE_INVALID:
             row["policy_result"] = TlsResult.STS_WEBPKI_INVALID.value
+        elif fetched.status is FetchStatus.OPTED_OUT:
+            pass  # not asked: no sender's failure to report
         elif fetched.status is not FetchStatus.OK:
             row["policy_result"] = TlsResult.STS_POLICY_FETCH_ERROR.value
         else:

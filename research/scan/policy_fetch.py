@@ -18,6 +18,7 @@ import dns.resolver
 from research.policy.mtasts import HTTPS_PORT, MAX_POLICY_BYTES, POLICY_PATH, policy_host
 from research.policy.pki import mozilla_roots_path
 from research.scan.mx import resolve_addresses
+from research.scan.optout import OptOutList
 from research.settings import DEFAULT_TIMEOUT
 from research.store.schema import FetchStatus
 
@@ -54,22 +55,34 @@ def fetch_policy(
     port: int = HTTPS_PORT,
     context: ssl.SSLContext | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    opt_out: OptOutList | None = None,
 ) -> PolicyFetch:
     """GET ``https://mta-sts.<domain>/.well-known/mta-sts.txt`` as RFC 8461 §3.3 says.
 
     The policy host is resolved with ``resolver`` and its addresses tried in order until one
-    accepts the connection. ``context`` defaults to :func:`tls_context` (Mozilla roots).
-    Never raises for network or server failures: ``status`` and ``error`` say what happened.
+    accepts the connection; a name or address on ``opt_out`` is never contacted. ``context``
+    defaults to :func:`tls_context` (Mozilla roots). Never raises for network or server
+    failures: ``status`` and ``error`` say what happened.
     """
     host = policy_host(domain)
     context = context or tls_context()
+    rule = opt_out.match_name(host) if opt_out else None
+    if rule is not None:
+        return PolicyFetch(host, FetchStatus.OPTED_OUT,
+                           error=f"on the opt-out list ({rule}): not looked up or contacted")
     found = resolve_addresses(host, resolver=resolver)
     if not found.addresses:
         return PolicyFetch(host, FetchStatus.NO_ADDRESS, error=found.error or "no address")
+    skipped = {ip: opt_out.match_ip(ip) for ip in found.addresses} if opt_out else {}
+    allowed = [ip for ip in found.addresses if skipped.get(ip) is None]
+    if not allowed:
+        return PolicyFetch(host, FetchStatus.OPTED_OUT, error="; ".join(
+            f"{ip}: in a network on the opt-out list ({net}): not contacted"
+            for ip, net in skipped.items()))
     sock: socket.socket | None = None
     ip = None
     errors = []
-    for ip in found.addresses:
+    for ip in allowed:
         try:
             sock = socket.create_connection((ip, port), timeout=timeout)
             break

@@ -1,7 +1,9 @@
-"""One polite SMTP session per target: banner, EHLO, STARTTLS, a default-client handshake, QUIT.
+"""One polite SMTP session per address: banner, EHLO, STARTTLS, a default-client handshake, QUIT.
 
-The probe never sends MAIL, RCPT or DATA. It bounds everything a hostile server controls: each
-reply line's length, the number of lines in a reply, and the time for the whole session.
+The probe never sends MAIL, RCPT or DATA, and never speaks before the greeting is complete
+(postscreen drops a client that does). It bounds everything a hostile server controls: each
+reply line's length, the number of lines in a reply, the time for the greeting and the time for
+the rest of the session.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ class SmtpProbe:
     certificate_der: bytes | None = None
     error: str | None = None
     duration_s: float = 0.0
+    greeting_code: int | None = None
+    """The greeting's reply code; None when no greeting came."""
+    greeting_s: float | None = None
+    """Seconds the greeting took to arrive in full after the connection was made."""
 
 
 class SmtpClosed(Exception):
@@ -64,6 +70,15 @@ class SmtpDeadline(Exception):
 
 class SmtpUnexpected(Exception):
     """A reply other than the one the dialogue needs (:meth:`SmtpSession.expect`)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        """The reply code that came instead, if a reply came."""
+
+
+class SmtpNoGreeting(Exception):
+    """The greeting did not come, or not in full, within the greeting timeout."""
 
 
 @dataclass
@@ -89,16 +104,42 @@ class SmtpSession:
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout * SESSION_BUDGET
         self.buffer = b""
+        self._wait = timeout
+        """Longest wait for one read: ``timeout``, or the greeting timeout while greeted."""
+        self.greeting_s: float | None = None
+        """Seconds from the start of :meth:`read_greeting` to the greeting's last line."""
+
+    def read_greeting(self, greeting_timeout: float) -> Reply:
+        """The server's greeting, however many lines, waiting up to ``greeting_timeout`` for all
+        of it (RFC 5321 §4.5.3.2.1 gives a greeting five minutes; greet pauses and postscreen
+        hold it back for seconds). The rest of the session then has its own budget.
+
+        Raises :class:`SmtpNoGreeting` if it is not complete in time.
+        """
+        started = time.monotonic()
+        self.deadline, self._wait = started + greeting_timeout, greeting_timeout
+        try:
+            reply = self.read_reply()
+        except (TimeoutError, SmtpDeadline):
+            if self.buffer:
+                raise SmtpNoGreeting(
+                    f"greeting not complete after {greeting_timeout:g} s") from None
+            raise SmtpNoGreeting(f"no greeting in {greeting_timeout:g} s") from None
+        finally:
+            self._wait = self.timeout
+        self.greeting_s = time.monotonic() - started
+        self.deadline = time.monotonic() + self.timeout * SESSION_BUDGET
+        return reply
 
     def _recv(self) -> bytes:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise SmtpDeadline()
-        self.sock.settimeout(min(self.timeout, remaining))
+        self.sock.settimeout(min(self._wait, remaining))
         try:
             data = self.sock.recv(4096)
         except TimeoutError:
-            if remaining < self.timeout:
+            if remaining < self._wait:
                 # What ran out is the session's budget, not the server's patience per reply.
                 raise SmtpDeadline() from None
             raise
@@ -149,14 +190,21 @@ class SmtpSession:
         except (BrokenPipeError, ConnectionResetError):
             raise SmtpClosed("connection reset") from None
 
-    def expect(self, command: str | None, code: int) -> Reply:
-        """Send ``command`` (None: read the greeting) and return the reply if its code is
-        ``code``; raise :class:`SmtpUnexpected` naming what came instead."""
-        reply = self.read_reply() if command is None else self.command(command)
-        if reply.code != code:
-            said = f"{reply.code} {reply.lines[0] if reply.lines else ''}".strip()
-            raise SmtpUnexpected(f"{command or 'greeting'}: {said}")
-        return reply
+    def expect(self, command: str, code: int) -> Reply:
+        """Send ``command`` and return the reply if its code is ``code``; raise
+        :class:`SmtpUnexpected` naming what came instead."""
+        return _expected(self.command(command), command, code)
+
+    def expect_greeting(self, greeting_timeout: float) -> Reply:
+        """:meth:`read_greeting`, which must be ``220``, else :class:`SmtpUnexpected`."""
+        return _expected(self.read_greeting(greeting_timeout), "greeting", 220)
+
+
+def _expected(reply: Reply, what: str, code: int) -> Reply:
+    if reply.code != code:
+        said = f"{reply.code} {reply.lines[0] if reply.lines else ''}".strip()
+        raise SmtpUnexpected(f"{what}: {said}", reply.code)
+    return reply
 
 
 def _default_client_context() -> ssl.SSLContext:
@@ -176,6 +224,7 @@ def probe_smtp(mx_host: str, ip: str, settings: ProbeSettings | None = None) -> 
     """
     settings = settings or ProbeSettings()
     port, ehlo_name, timeout = settings.port, settings.ehlo_name, settings.timeout
+    greeting_timeout = settings.greeting_timeout
     result = SmtpProbe(mx_host=mx_host, ip=ip, port=port)
     started = time.monotonic()
     try:
@@ -189,15 +238,17 @@ def probe_smtp(mx_host: str, ip: str, settings: ProbeSettings | None = None) -> 
         result.status, result.error = HostStatus.TIMEOUT, f"connect failed: {exc.strerror or exc}"
     else:
         with contextlib.closing(sock):
-            _converse(SmtpSession(sock, timeout), result, ehlo_name)
+            _converse(SmtpSession(sock, timeout), result, ehlo_name, greeting_timeout)
     result.duration_s = time.monotonic() - started
     return result
 
 
-def _converse(session: SmtpSession, result: SmtpProbe, ehlo_name: str) -> None:
+def _converse(session: SmtpSession, result: SmtpProbe, ehlo_name: str,
+              greeting_timeout: float) -> None:
     stage = "banner"
     try:
-        greeting = session.read_reply()
+        greeting = session.read_greeting(greeting_timeout)
+        result.greeting_code, result.greeting_s = greeting.code, session.greeting_s
         result.banner = greeting.text
         if greeting.code != 220:
             result.status, result.error = HostStatus.SMTP_ERROR, f"greeting: {greeting.text}"
@@ -220,6 +271,8 @@ def _converse(session: SmtpSession, result: SmtpProbe, ehlo_name: str) -> None:
         result.starttls_accepted = True
         stage = "TLS"
         _handshake(session, result, ehlo_name)
+    except SmtpNoGreeting as exc:
+        result.status, result.error = HostStatus.TIMEOUT, f"{stage}: {exc}"
     except SmtpDeadline:
         result.status = result.status or HostStatus.TIMEOUT
         result.error = f"{stage}: session took longer than {session.timeout * SESSION_BUDGET:g} s"

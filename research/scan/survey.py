@@ -1,21 +1,26 @@
-"""The survey runner: domains → MX → unique (MX host, IP) targets → SMTP probe → TLS scan.
+"""The survey runner: domains → MX → (MX host, IP) targets → addresses → SMTP probe → TLS scan.
 
-Each target is scanned once however many domains share it. Every finished domain, address
-lookup and host is appended to the raw log at once, so ``resume=True`` skips all finished work;
-an interrupt (Ctrl-C) still writes the tables of what finished. Names and addresses on the
-opt-out list are recorded as ``opted_out`` and never contacted. Then come the enforcement
-lookups (:mod:`research.scan.lookups`): MTA-STS, TLS-RPT and MX DNSSEC per domain, TLSA per
-MX host, logged the same way.
+Each address is probed once however many MX names and domains share it
+(:mod:`research.scan.address`). Every finished domain, address lookup, host and address probe
+is appended to the raw log at once, so ``resume=True`` skips all finished work and starts the
+unfinished addresses from the limits they were learned to have; an interrupt (Ctrl-C, SIGTERM
+through the CLI) still records what the addresses being probed had taught and writes the
+tables of what finished. Names and addresses on the opt-out list are recorded as ``opted_out``
+and never contacted. Then come the enforcement lookups (:mod:`research.scan.lookups`):
+MTA-STS, TLS-RPT and MX DNSSEC per domain, TLSA per MX host, logged the same way.
 
 The TLS scan is this project's engine (:mod:`research.scan.engine`: ``full`` or ``versions``), one
-task per target on local threads or a caller's executor (:mod:`research.scan.dispatch`), or, with
-``engine="sslyze"``, sslyze's own per-suite scan (:mod:`research.scan.sslyze`) for cross-checks.
+task per address on local threads or a caller's executor (:mod:`research.scan.dispatch`), or,
+with ``engine="sslyze"``, sslyze's own per-suite scan of each (MX host, IP)
+(:mod:`research.scan.engine.sslyze`) for cross-checks.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -26,10 +31,13 @@ import dns.resolver
 from tqdm.auto import tqdm
 
 from research.errors import InputError
+from research.policy.names import provider_of
 from research.scan import dispatch, lookups
+from research.scan.address import AddressTask, address_record
 from research.scan.engine import TlsTarget
 from research.scan.engine.sslyze import scan_tls
 from research.scan.inputs import DomainInput, DomainList, from_arguments
+from research.scan.limits import live
 from research.scan.mx import resolve_addresses, resolve_mx
 from research.scan.optout import OptOutList, read_opt_out
 from research.scan.resolver import describe_resolver, make_resolver
@@ -41,6 +49,7 @@ from research.store.rawlog import RawLogWriter, read_records, repair
 from research.store.records import (
     Record,
     RecordKind,
+    address_key,
     domain_key,
     host_key,
     not_contacted,
@@ -84,7 +93,7 @@ def run_survey(
     opt_out = read_opt_out(settings.opt_out) if settings.opt_out else None
     domain_list = domains if isinstance(domains, DomainList) else from_arguments(domains)
     resolver = make_resolver(settings.resolvers, timeout=settings.timeout)
-    context = lookups.make_context(resolver, settings)
+    context = lookups.make_context(resolver, settings, opt_out)
     trust_for(settings.trust_ca)  # a --trust-ca that cannot be used fails before any probe
     out = _prepare_out_dir(Path(out_dir), resume)
     log_path = out / RAW_LOG_NAME
@@ -98,10 +107,14 @@ def run_survey(
         with RawLogWriter(log_path) as writer:
             run = _Run(settings, resolver, writer, done, progress, context, opt_out, executor)
             writer.append(run.start_record(domain_list))
-            run.resolve_domains(domain_list.entries)
-            targets = run.resolve_hosts()
-            run.scan_hosts(targets)
-            run.lookup_enforcement()
+            try:
+                run.resolve_domains(domain_list.entries)
+                targets = run.resolve_hosts()
+                run.scan_hosts(targets)
+                run.lookup_enforcement()
+            except KeyboardInterrupt:
+                run.record_learned()
+                raise
             writer.append({"kind": RecordKind.FINISH.value, "finished_at": now()})
     except KeyboardInterrupt:
         # Whatever finished is in the raw log: give the user its tables before stopping.
@@ -135,7 +148,10 @@ class _Done:
 
     domains: dict[tuple[int, str], Record]
     addresses: dict[str, Record]
+    """MX host name → its address lookup."""
     hosts: set[tuple[str, str | None]]
+    probes: dict[tuple[str, int], Record] = field(default_factory=dict)
+    """(IP, port) → its latest address probe record: what it was learned to allow."""
     opt_out: str | None = None
     """The opt-out list an earlier run used, if any."""
     policies: set[str] = field(default_factory=set)
@@ -162,6 +178,8 @@ class _Done:
                 done.addresses[record["mx_host"]] = record
             elif kind == RecordKind.HOST:
                 done.hosts.add(host_key(record))
+            elif kind == RecordKind.ADDRESS_PROBE:
+                done.probes[address_key(record)] = record
             elif kind == RecordKind.POLICY:
                 done.policies.add(record["domain"])
             elif kind == RecordKind.TLSA:
@@ -201,6 +219,9 @@ class _Run:
         self.lock = threading.Lock()
         self.domain_records: list[Record] = list(done.domains.values())
         self.executor = executor
+        self.survey_id = uuid.uuid4().hex
+        """Names this run's provider gates, in every process that probes for it."""
+        self.tasks: dict[tuple[str, int], AddressTask] = {}
 
     def append(self, record: Record) -> None:
         with self.lock:
@@ -227,11 +248,14 @@ class _Run:
         disable = None if self.progress is None else not self.progress
         return tqdm(total=total, desc=desc, unit=desc.split()[-1], disable=disable, leave=True)
 
-    def _parallel(self, items: Sequence[T], work: Callable[[T], R], desc: str) -> Iterable[R]:
-        """``work`` over ``items`` on the pool, yielding results as they finish, with a bar."""
+    def _parallel(self, items: Sequence[T], work: Callable[[T], R], desc: str, *,
+                  dns: bool = False) -> Iterable[R]:
+        """``work`` over ``items`` on a pool of ``concurrency`` threads (``dns_concurrency``
+        for DNS-only work), yielding results as they finish, with a bar."""
         if not items:
             return
-        pool = ThreadPoolExecutor(max_workers=self.settings.concurrency)
+        workers = self.settings.dns_concurrency if dns else self.settings.concurrency
+        pool = ThreadPoolExecutor(max_workers=workers)
         try:
             with self._bar(len(items), desc) as bar:
                 futures: list[Future[R]] = [pool.submit(work, item) for item in items]
@@ -247,7 +271,7 @@ class _Run:
 
     def resolve_domains(self, entries: list[DomainInput]) -> None:
         todo = [e for e in entries if _entry_key(e) not in self.done.domains]
-        for record in self._parallel(todo, self._resolve_domain, "DNS domains"):
+        for record in self._parallel(todo, self._resolve_domain, "DNS domains", dns=True):
             self.append(record)
             self.domain_records.append(record)
 
@@ -269,7 +293,7 @@ class _Run:
         hosts = sorted({mx[1] for r in self.domain_records for mx in r["mx"]})
         opted_out = self._opt_out_hosts(hosts)
         todo = [h for h in hosts if h not in self.done.addresses and h not in opted_out]
-        for record in self._parallel(todo, self._resolve_host, "DNS MX hosts"):
+        for record in self._parallel(todo, self._resolve_host, "DNS MX hosts", dns=True):
             self.append(record)
             self.done.addresses[record["mx_host"]] = record
         self._note_aliases()
@@ -370,17 +394,47 @@ class _Run:
             self.done.policies.add(found["domain"])
         hosts = sorted({mx[1] for r in mail for mx in r["mx"]} - self.done.tlsa)
         for found in self._parallel(
-                hosts, lambda h: lookups.tlsa_record(h, self.context), "TLSA hosts"):
+                hosts, lambda h: lookups.tlsa_record(h, self.context), "TLSA hosts", dns=True):
             self.append(found)
             self.done.tlsa.add(found["mx_host"])
 
 
     def _scan_with_engine(self, targets: list[TlsTarget]) -> None:
-        if not targets:
+        tasks = address_tasks(targets, self.survey_id, self.done.probes)
+        self.tasks = {(t.ip, t.port): t for t in tasks}
+        if not tasks:
             return
-        with self._bar(len(targets), "hosts") as bar:
-            for record in dispatch.run_targets(targets, self.settings.probe,
-                                               window=self.settings.concurrency,
-                                               executor=self.executor):
-                self.append(record)
+        with self._bar(len(tasks), "addresses") as bar:
+            for records in dispatch.run_addresses(tasks, self.settings.probe,
+                                                  window=self.settings.concurrency,
+                                                  executor=self.executor):
+                for record in records:
+                    self.append(record)
                 bar.update(1)
+
+    def record_learned(self) -> None:
+        """Log what the addresses being probed in this process have taught so far (a Dask
+        worker's are out of reach), so that ``--resume`` starts from it."""
+        for ip, port, limits in live(self.survey_id):
+            task = self.tasks.get((ip, port))
+            if task is not None:
+                self.append(address_record(task, limits, budget_spent=False, duration_s=None,
+                                           finished=False))
+
+
+def address_tasks(targets: Iterable[TlsTarget], survey_id: str,
+                  learned: dict[tuple[str, int], Record]) -> list[AddressTask]:
+    """One task per address of ``targets``, with the MX names that point at it (in name
+    order), its provider (the one most of its names belong to, :func:`provider_of`) and what an
+    earlier run learned of it; in address order."""
+    names: dict[tuple[str, int], set[str]] = {}
+    for target in targets:
+        names.setdefault((target.ip, target.port), set()).add(target.mx_host)
+    tasks = []
+    for (ip, port), found in sorted(names.items()):
+        ordered = tuple(sorted(found))
+        providers = Counter(provider_of(n) for n in ordered)
+        provider = min(providers, key=lambda p: (-providers[p], p))
+        tasks.append(AddressTask(ip, port, ordered, provider, survey_id,
+                                 learned.get((ip, port))))
+    return tasks

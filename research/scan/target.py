@@ -1,9 +1,8 @@
-"""One (MX host, IP) target surveyed from start to end: the SMTP probe, the TLS scan, and the
-``host`` record of what they found (the ``hosts`` row with its ``ciphers`` and ``certificates``).
+"""The ``host`` record of one (MX host, IP) target: the ``hosts`` row with its ``ciphers`` and
+``certificates`` rows, from what its SMTP probe and TLS scan found.
 
-:func:`survey_target` is the task a dispatcher runs wherever it runs
-(:mod:`research.scan.dispatch`); the sslyze path of the runner builds the same record with
-:func:`host_record`.
+The engine's address task (:mod:`research.scan.address`) and the sslyze path of the runner both
+build their records here.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from dataclasses import asdict
 from functools import cache
 from typing import Any
 
-from research.policy.certs import summarise_der
+from research.policy.certs import CertSummary, summarise_der
 from research.policy.pki import (
     CertTrust,
     assess_chain,
@@ -23,9 +22,8 @@ from research.policy.pki import (
     parse_chain,
     signature_algorithm,
 )
-from research.scan.engine import TlsScan, TlsTarget, scan_host
-from research.scan.smtp import SmtpProbe, probe_smtp
-from research.settings import ProbeSettings
+from research.scan.engine import TlsScan
+from research.scan.smtp import SmtpProbe
 from research.store.records import Record, RecordKind, now
 from research.store.schema import (
     NO_SMTP_SESSION,
@@ -34,24 +32,6 @@ from research.store.schema import (
     HostStatus,
     TlsResult,
 )
-
-
-def survey_target(target: TlsTarget, settings: ProbeSettings) -> Record:
-    """Probe one target (SMTP, then TLS if STARTTLS was accepted) and return its host record.
-
-    Runs wherever the executor puts it. Never raises for what the server does.
-    """
-    trust = trust_for(settings.trust_ca)
-    probe = probe_smtp(target.mx_host, target.ip, settings)
-    if not probe.starttls_accepted:
-        return host_record(probe, None, trust=trust)
-    scan = scan_host(target, settings)
-    record = host_record(probe, scan, trust=trust)
-    record["undecided"] = scan.undecided
-    # The client's own count; the testbed's server-side counts are what benchmarks report.
-    record["tls_sessions"] = scan.sessions
-    return record
-
 
 _trust_lock = threading.Lock()
 
@@ -102,12 +82,7 @@ def host_record(probe: SmtpProbe, scan: TlsScan | None, *,
         cert = scan.certificate or cert
         record["cert_trusted_mozilla"] = scan.trusted_mozilla
     if cert is not None:
-        record.update({
-            "cert_subject": cert.subject, "cert_issuer": cert.issuer, "cert_sans": cert.sans,
-            "cert_not_before": cert.not_before, "cert_not_after": cert.not_after,
-            "cert_self_signed": cert.self_signed, "cert_matches_mx": cert.matches,
-            "cert_sha256": cert.sha256,
-        })
+        record.update(certificate_columns(cert))
     record["status"] = status.value if status else HostStatus.TLS_FAILED.value
     record["error"] = "; ".join(errors) or None
     record["duration_s"] = duration
@@ -116,6 +91,19 @@ def host_record(probe: SmtpProbe, scan: TlsScan | None, *,
             [probe.certificate_der] if probe.certificate_der else [])
         record.update(certificate_fields(record["status"], chain, probe.mx_host, trust))
     return record
+
+
+def certificate_columns(cert: CertSummary | None) -> dict[str, Any]:
+    """The ``hosts`` columns describing a leaf (``cert_subject`` … ``cert_sha256``); all null
+    (and no names) without one."""
+    if cert is None:
+        return {"cert_subject": None, "cert_issuer": None, "cert_sans": [],
+                "cert_not_before": None, "cert_not_after": None, "cert_self_signed": None,
+                "cert_matches_mx": None, "cert_sha256": None}
+    return {"cert_subject": cert.subject, "cert_issuer": cert.issuer, "cert_sans": cert.sans,
+            "cert_not_before": cert.not_before, "cert_not_after": cert.not_after,
+            "cert_self_signed": cert.self_signed, "cert_matches_mx": cert.matches,
+            "cert_sha256": cert.sha256}
 
 
 def certificate_fields(status: str, chain_der: list[bytes], mx_host: str,

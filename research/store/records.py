@@ -29,6 +29,11 @@ class RecordKind(StrEnum):
     HOST = "host"
     """One (MX host, IP) probed, or not contacted (``unresolved``, ``opted_out``): a ``hosts``
     row with its ``ciphers`` and ``certificates`` rows. Keyed by (``mx_host``, ``ip``)."""
+    ADDRESS_PROBE = "address_probe"
+    """One address (IP, port) probed for its MX names: what it cost and what its limits were
+    learned to be, an ``addresses`` row; written after the address's ``host`` records, or with
+    ``finished`` false by an interrupted survey, whose ``--resume`` starts from it. Keyed by
+    (``ip``, ``port``)."""
     POLICY = "policy"
     """A domain's MTA-STS, TLS-RPT and MX DNSSEC lookups: its ``mta_sts`` and ``tlsrpt`` rows,
     and the domain's half of its ``dane`` rows. Keyed by ``domain``."""
@@ -49,6 +54,10 @@ def domain_key(record: Record) -> tuple[int, str]:
 
 def host_key(record: Record) -> tuple[str, str | None]:
     return record["mx_host"], record.get("ip")
+
+
+def address_key(record: Record) -> tuple[str, int]:
+    return record["ip"], record["port"]
 
 
 def now() -> str:

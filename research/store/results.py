@@ -1,8 +1,8 @@
 """The result tables: build them from the raw log, cast them to the schema, save and load them.
 
 ``domains.parquet``, ``mx.parquet``, ``hosts.parquet``, ``ciphers.parquet``, the enforcement
-tables (``certificates``, ``mta_sts``, ``tlsrpt``, ``dane``) and ``meta.json`` are derived from
-``raw.jsonl`` and can always be rebuilt from it.
+tables (``certificates``, ``mta_sts``, ``tlsrpt``, ``dane``), ``addresses.parquet`` and
+``meta.json`` are derived from ``raw.jsonl`` and can always be rebuilt from it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from research.store.files import META_NAME, RAW_LOG_NAME, atomic_write, write_js
 from research.store.frames import cast_table, make_table
 from research.store.provenance import SURVEY_LIBRARIES, library_versions, tool_version
 from research.store.rawlog import read_records
-from research.store.records import Record, RecordKind, domain_key, host_key
+from research.store.records import Record, RecordKind, address_key, domain_key, host_key
 from research.store.schema import (
     CONNECTION_FAILED,
     LATER_COLUMNS,
@@ -52,6 +52,7 @@ class SurveyResults:
     mta_sts: pd.DataFrame = field(default_factory=lambda: make_table("mta_sts", []))
     tlsrpt: pd.DataFrame = field(default_factory=lambda: make_table("tlsrpt", []))
     dane: pd.DataFrame = field(default_factory=lambda: make_table("dane", []))
+    addresses: pd.DataFrame = field(default_factory=lambda: make_table("addresses", []))
 
     def table(self, name: str) -> pd.DataFrame:
         frame: pd.DataFrame = getattr(self, name)
@@ -64,6 +65,7 @@ def build_tables(records: Iterable[Record]) -> SurveyResults:
     hosts: dict[tuple[str, str | None], Record] = {}
     policies: dict[str, Record] = {}
     tlsa: dict[str, Record] = {}
+    addresses: dict[tuple[str, int], Record] = {}
     starts: list[Record] = []
     finished_at = None
     for record in records:
@@ -76,6 +78,8 @@ def build_tables(records: Iterable[Record]) -> SurveyResults:
             policies[record["domain"]] = record
         elif kind == RecordKind.TLSA:
             tlsa[record["mx_host"]] = record
+        elif kind == RecordKind.ADDRESS_PROBE:
+            addresses[address_key(record)] = record
         elif kind == RecordKind.START:
             starts.append(record)
         elif kind == RecordKind.FINISH:
@@ -112,6 +116,7 @@ def build_tables(records: Iterable[Record]) -> SurveyResults:
         tlsrpt=make_table("tlsrpt", [{"domain": p["domain"], **(p.get("tlsrpt") or {})}
                                      for p in policy_rows]),
         dane=make_table("dane", _dane_rows(mx_rows, policies, tlsa)),
+        addresses=make_table("addresses", sorted_addresses(addresses.values())),
     )
     results.meta = _meta(starts, finished_at, results)
     return results
@@ -139,11 +144,17 @@ def _dane_rows(mx_rows: list[Record], policies: dict[str, Record],
     return rows
 
 
+def sorted_addresses(records: Iterable[Record]) -> list[Record]:
+    """``addresses`` rows in table order: by port, then address."""
+    return sorted(records, key=lambda r: (r["port"], r["ip"]))
+
+
 def _meta(starts: list[Record], finished_at: str | None, results: SurveyResults) -> dict[str, Any]:
     return make_meta(starts, finished_at, {
         **{name: len(results.table(name)) for name in TABLES},
         "host_status": dict(Counter(results.hosts["status"].dropna())),
         "dns_status": dict(Counter(results.domains["dns_status"].dropna())),
+        "sessions": int(results.addresses["sessions"].fillna(0).sum()),
     }, smtp_port_blocked(results.hosts))
 
 

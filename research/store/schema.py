@@ -147,6 +147,9 @@ class FetchStatus(StrEnum):
     """No valid ``_mta-sts`` TXT record, so a sender would not fetch the policy."""
     NO_ADDRESS = "no_address"
     """The policy host name has no address."""
+    OPTED_OUT = "opted_out"
+    """The policy host's name, or every address it has, is on the survey's opt-out list: it was
+    not contacted (the domain's MTA-STS verdict reads ``fetch-failed``)."""
     CONNECT_FAILED = "connect_failed"
     """No TCP connection to any address of the policy host (refused, unreachable)."""
     TIMEOUT = "timeout"
@@ -340,13 +343,16 @@ HOSTS = _cols(
     ("error", _STRING, "Why the probe or a TLS check failed, why the host was not contacted "
      "(`unresolved`, `opted_out`), or what was odd on the way (e.g. EHLO refused, HELO "
      "accepted); the server's reply is quoted where there was one. Null when fine."),
-    ("undecided", _LIST, "What the TLS scan could not decide because the host stopped "
-     "answering (421, reset or timeout, after retries with backoff): a version label (`TLS 1.2`: "
-     "its column is null) or a version with `suites` (`TLS 1.2 suites`: accepted, but `ciphers` "
-     "may miss some of its suites); list of strings, empty when everything was decided."),
+    ("undecided", _LIST, "What the TLS scan could not decide because the address stopped "
+     "answering (timeouts, after retries with backoff) or its time budget ran out: a version "
+     "label (`TLS 1.2`: its column is null), a version with `suites` (`TLS 1.2 suites`: "
+     "accepted, but `ciphers` may miss some of its suites) or `certificate` (this MX name's own "
+     "certificate could not be fetched: the certificate columns are null); list of strings, "
+     "empty when everything was decided."),
     ("scanned_at", _TIME, "When the probe of this host finished (UTC)."),
-    ("duration_s", _FLOAT, "Wall time of the SMTP probe session, seconds (the TLS scan runs "
-     "concurrently with other hosts' and is not included)."),
+    ("duration_s", _FLOAT, "Wall time of the address's SMTP probe session, seconds (the TLS "
+     "scan runs concurrently with other addresses' and is not included; `addresses.duration_s` "
+     "is the whole probe's)."),
     # Added with the enforcement study (issue 6); older result directories lack them.
     ("cert_chain_trusted", _BOOL, "The presented chain leads to a root of the trust store "
      "(sslyze's Mozilla store plus `--trust-ca`) under WebPKI rules, names aside and judged at a "
@@ -473,6 +479,36 @@ DANE = _cols(
      "§3.1.3 makes unusable for SMTP."),
 )
 
+ADDRESSES = _cols(
+    ("ip", _STRING, "IP address probed (joins `hosts.ip`): the unit of probing, one row per "
+     "address however many MX names point at it."),
+    ("port", _INT, "TCP port probed."),
+    ("provider", _STRING, "The provider its sessions were paced with: the registrable domain "
+     "(Public Suffix List) most of its MX names share."),
+    ("mx_hosts", _LIST, "The MX names probed on this address, the one enumerated in full first; "
+     "list of strings."),
+    ("sessions", _INT, "SMTP sessions (TCP connections) the survey opened to it: the probe, "
+     "the TLS enumeration, one per further MX name for its certificate, and retries."),
+    ("throttled", _INT, "Sessions answered `421`, `450` or `451` before a TLS handshake (a "
+     "greeting or a reply): the address's way of saying not now."),
+    ("dropped", _INT, "Sessions whose connection was refused, or closed or reset before an "
+     "answer."),
+    ("timeouts", _INT, "Sessions that got no connection or no answer in time."),
+    ("concurrency", _INT, "Connections it was allowed at once in the end: `--per-host`, halved "
+     "for each refusal that came while other sessions were open, down to 1."),
+    ("spacing_s", _FLOAT, "Least seconds between two session starts in the end: 0, or learned "
+     "from a rate limit (the sessions it let through before refusing, spread over the time it "
+     "took to let one in again)."),
+    ("greeting_s", _FLOAT, "The longest its greeting took to arrive in full, seconds."),
+    ("paused_s", _FLOAT, "Seconds it was paused after refusals and timeouts."),
+    ("budget_spent", _BOOL, "Its time budget (`--host-budget`, extended for each further MX "
+     "name) ran out before everything was decided; `hosts.undecided` says what is missing."),
+    ("duration_s", _FLOAT, "Wall time from its first session to the end of its probe, seconds."),
+    ("finished", _BOOL, "The probe ran to its end; false for what an interrupted survey had "
+     "learned so far (`--resume` starts from it)."),
+    ("probed_at", _TIME, "When the record was made (UTC)."),
+)
+
 TABLES: dict[str, tuple[Column, ...]] = {
     "domains": DOMAINS,
     "mx": MX,
@@ -482,9 +518,11 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "mta_sts": MTA_STS,
     "tlsrpt": TLSRPT,
     "dane": DANE,
+    "addresses": ADDRESSES,
 }
 
-LATER_TABLES: frozenset[str] = frozenset({"certificates", "mta_sts", "tlsrpt", "dane"})
+LATER_TABLES: frozenset[str] = frozenset({"certificates", "mta_sts", "tlsrpt", "dane",
+                                          "addresses"})
 """Tables added after the first surveys were written; loading a directory without one gives
 an empty table."""
 LATER_COLUMNS: dict[str, frozenset[str]] = {
@@ -522,10 +560,12 @@ META_KEYS: dict[str, str] = {
     "`zip member NAME`); null for DOMAIN arguments.",
     "options": "Timeout, concurrency, resume and other scan options (including `mta_sts_port` "
     "and `dnssec_anchor`), among them `engine` (`full`, `versions` or `sslyze`: with `versions` "
-    "no suites are enumerated and `ciphers` is empty by design), `retries`, `backoff` and "
+    "no suites are enumerated and `ciphers` is empty by design), `retries`, `backoff`, "
+    "`greeting_timeout`, `host_budget`, `per_provider_connections`, `provider_rate`, "
     "`dispatcher` (where the host probes ran), and `license` (the data's licence, `--license`; "
     "null when none was given).",
-    "counts": "Rows per table and hosts per status.",
+    "counts": "Rows per table (`addresses`: addresses probed, against `hosts`: (MX host, IP) "
+    "rows), hosts per status, and `sessions`: SMTP sessions the survey opened in all.",
     "smtp_port_blocked": "True when every host with an address (at least two) timed out or "
     "refused: outbound connections to `port` are probably blocked on the scanning network, so "
     "the host statuses describe that network, not the servers. False otherwise; null when "
@@ -941,8 +981,8 @@ SESSIONS = _cols(
      "(Postfix `unknown`, an address literal)."),
     ("peer_ip", _STRING, "The peer's IP address."),
     ("peer_port", _INT, "The peer's TCP port where known (outbound: the server's port)."),
-    ("peer_domain", _STRING, "Registrable part of `peer_host` (`research.analysis.provider_of`): "
-     "the peer's provider; null without a host name."),
+    ("peer_domain", _STRING, "Registrable domain of `peer_host` (Public Suffix List, "
+     "`research.policy.names.provider_of`): the peer's provider; null without a host name."),
     ("mail_domain", _STRING, "Outbound: the domain of the recipient whose delivery used this "
      "connection; null for inbound sessions and when no delivery line names it."),
     ("tls", _BOOL, "TLS was negotiated; false for a session seen in clear text."),
@@ -996,6 +1036,8 @@ TABLE_DOCS: dict[str, str] = {
     "tlsrpt": "SMTP TLS Reporting (RFC 8460) records: one row per domain with MX hosts.",
     "dane": "DANE for SMTP (RFC 7672): one row per (domain, MX host) of the domains with MX "
     "hosts, the MX RRset's DNSSEC state beside the host's TLSA lookup.",
+    "addresses": "One row per (IP address, port) probed: the unit of probing, however many MX "
+    "names point at it, with what the survey learned of its limits.",
     "sessions": "One row per SMTP session seen in a mail server's logs or packet captures.",
 }
 """What one row of each table (:data:`TABLES` and :data:`SESSION_TABLES`) is."""

@@ -109,7 +109,8 @@ def write_tables(log_path: Path, out_dir: Path) -> StoredResults:
         raise
     counts: dict[str, Any] = {name: writers[name].count for name in TABLES}
     counts.update(host_status=dict(host_status),
-                  dns_status=dict(Counter(small.domains["dns_status"].dropna())))
+                  dns_status=dict(Counter(small.domains["dns_status"].dropna())),
+                  sessions=int(small.addresses["sessions"].fillna(0).sum()))
     starts = [r for r in read_records(log_path) if r.get("kind") == RecordKind.START]
     meta = make_meta(starts, small.meta["finished_at"], counts, blocked.verdict)
     path = write_json(out_dir / META_NAME, meta)

@@ -100,13 +100,16 @@ def write_certificates(scenario: Scenario, cert_dir: Path) -> Path:
 
 
 class _Issuers:
-    """The testbed CA, and the untrusted one, made only if a leaf needs it."""
+    """The testbed CA, and the untrusted one, made only if a leaf needs it; and the leaves
+    already issued, so that hosts asking for the same leaf (a provider's pool names under one
+    wildcard) share one."""
 
     def __init__(self, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate,
                  now: dt.datetime) -> None:
         self.trusted = (key, cert)
         self._rogue: tuple[ec.EllipticCurvePrivateKey, x509.Certificate] | None = None
         self.now = now
+        self.issued: dict[tuple[object, ...], bytes] = {}
 
     def for_kind(self, kind: Certificate) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         if kind is not Certificate.UNTRUSTED:
@@ -136,10 +139,14 @@ def _write_leaf(cert_dir: Path, host_name: str, names: tuple[str, ...], kind: Ce
                 key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, issuers: _Issuers, *,
                 send_ca: bool) -> None:
     ca_key, ca_cert = issuers.for_kind(kind)
-    leaf = _leaf(names, kind, key, ca_cert, ca_key, issuers.now)
-    pem = leaf.public_bytes(serialization.Encoding.PEM)
-    if send_ca:
-        pem += ca_cert.public_bytes(serialization.Encoding.PEM)
+    wanted = (names, kind, key.public_key().public_numbers(), send_ca)
+    pem = issuers.issued.get(wanted)
+    if pem is None:
+        leaf = _leaf(names, kind, key, ca_cert, ca_key, issuers.now)
+        pem = leaf.public_bytes(serialization.Encoding.PEM)
+        if send_ca:
+            pem += ca_cert.public_bytes(serialization.Encoding.PEM)
+        issuers.issued[wanted] = pem
     host_files(cert_dir, host_name).cert_path.write_bytes(pem)
 
 

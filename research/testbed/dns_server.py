@@ -25,6 +25,7 @@ AD is never echoed from the query otherwise.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import socket
 import socketserver
@@ -41,6 +42,7 @@ from dnslib.server import DNSHandler, DNSServer
 from research.policy.dane import association_data
 from research.testbed.ca import CA_FILE, host_files
 from research.testbed.dnssec_zone import ZoneSigner
+from research.testbed.ports import PortBusyError, bind_on_one_port
 from research.testbed.scenario import TLD, DnsMode, DnssecMode, Host, Scenario
 
 TTL = 300
@@ -52,10 +54,6 @@ _SOA = SOA("testbed.invalid.", "hostmaster.testbed.invalid.", (1, 3600, 600, 864
 _UDP_SIZE = 512
 """What a client without EDNS can take over UDP (RFC 1035 §4.2.1)."""
 _SERVING = (DnsMode.OK, DnsMode.TRUNCATE, DnsMode.FLAKY)
-
-
-class PortBusyError(OSError):
-    """The asked-for DNS port is taken on the DNS address."""
 
 
 class _Drop(DNSError):
@@ -304,26 +302,20 @@ class DnsServers:
         """
         resolver = ScenarioResolver(scenario, cert_dir)
         logger = _QuietLogger()
-        for _ in range(20 if port == 0 else 1):
-            udp = self._bind(resolver, logger, host, port, _UDPServer)
-            try:
-                tcp = self._bind(resolver, logger, host, udp.server.server_address[1], _TCPServer)
-            except PortBusyError:
-                udp.server.server_close()
-                if port:
-                    raise
-                continue
-            break
-        else:
-            raise PortBusyError(errno.EADDRINUSE, f"found no port free for UDP and TCP on {host}")
+        bound = bind_on_one_port(
+            (_UDPServer, _TCPServer), functools.partial(self._bind, resolver, logger, host),
+            port_of=lambda server: server.server.server_address[1],
+            release=lambda server: server.server.server_close(), port=port or None,
+            attempts=20, exhausted=f"found no port free for UDP and TCP on {host}")
+        udp, tcp = bound[1]
         self.host = host
-        self.port: int = udp.server.server_address[1]
+        self.port: int = bound[0]
         self._servers = (udp, tcp)
         self._threads: list[threading.Thread] = []
 
     @staticmethod
-    def _bind(resolver: ScenarioResolver, logger: _QuietLogger, host: str, port: int,
-              server: type[socketserver.BaseServer]) -> DNSServer:
+    def _bind(resolver: ScenarioResolver, logger: _QuietLogger, host: str,
+              server: type[socketserver.BaseServer], port: int) -> DNSServer:
         try:
             return DNSServer(resolver, address=host, port=port, logger=logger, server=server)
         except OSError as err:

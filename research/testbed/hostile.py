@@ -17,7 +17,6 @@ import contextlib
 import socket
 import struct
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from research.testbed.scenario import Behaviour, Host
 
@@ -37,33 +36,17 @@ _Handler = Callable[[Host, asyncio.StreamReader, asyncio.StreamWriter], Awaitabl
 
 
 class _Session(asyncio.StreamReaderProtocol):
-    """A stream session that counts itself and can be aborted by the server's ``close()``."""
+    """A stream session running one hostile behaviour's handler."""
 
-    def __init__(self, host: Host, handler: _Handler, stats: Any,
-                 connections: set[asyncio.BaseTransport]) -> None:
-        self._stats = stats
-        self._connections = connections
-        self._transport: asyncio.BaseTransport | None = None
+    def __init__(self, host: Host, handler: _Handler) -> None:
         reader = asyncio.StreamReader(limit=_CHUNK)
         super().__init__(reader, lambda r, w: _guarded(handler(host, r, w), w))
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._stats.sessions += 1
-        self._transport = transport
-        self._connections.add(transport)
-        super().connection_made(transport)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._transport is not None:
-            self._connections.discard(self._transport)
-        super().connection_lost(exc)
-
-
-def protocol_factory(host: Host, stats: Any,
-                     connections: set[asyncio.BaseTransport]) -> Callable[[], _Session]:
+def protocol_factory(host: Host) -> Callable[[], _Session]:
     """A factory for ``loop.create_server`` serving ``host``'s (hostile) behaviour."""
     handler = _HANDLERS[host.behaviour]
-    return lambda: _Session(host, handler, stats, connections)
+    return lambda: _Session(host, handler)
 
 
 async def _guarded(session: Awaitable[None], writer: asyncio.StreamWriter) -> None:

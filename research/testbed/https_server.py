@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import functools
 import socket
 import ssl
 from pathlib import Path
 
 from research.testbed.ca import host_files
+from research.testbed.ports import bind_on_one_port, tcp_socket
 from research.testbed.scenario import MtaSts, PolicyServe, Scenario
 
 DEFAULT_HTTPS_PORT = 8443
@@ -25,10 +25,6 @@ POLICY_PATH = "/.well-known/mta-sts.txt"
 REDIRECT_TARGET = "https://policies.elsewhere.test/.well-known/mta-sts.txt"
 READ_TIMEOUT = 10.0
 MAX_REQUEST = 8192
-
-
-class PortBusyError(OSError):
-    """The asked-for HTTPS port is taken on one of the policy hosts' addresses."""
 
 
 class HttpsServers:
@@ -111,52 +107,14 @@ def _context(policy: MtaSts, cert_dir: Path) -> ssl.SSLContext:
 def _bind_all(policies: list[MtaSts], port: int | None) -> tuple[int | None, list[socket.socket]]:
     if not policies:
         return port, []
-    try:
-        chosen = DEFAULT_HTTPS_PORT if port is None else port
-        return chosen, _bind_on(policies, chosen)
-    except PortBusyError:
-        if port:
-            raise
-    for _ in range(50):
-        # Let the kernel pick a port free on the first address, then try it on the others.
-        first = _bind_one(policies[0], 0)
-        chosen = first.getsockname()[1]
-        try:
-            return chosen, [first, *_bind_on(policies[1:], chosen)]
-        except PortBusyError:
-            first.close()
-    raise PortBusyError(errno.EADDRINUSE, "found no HTTPS port free on every address")
-
-
-def _bind_on(policies: list[MtaSts], port: int) -> list[socket.socket]:
-    bound: list[socket.socket] = []
-    try:
-        for policy in policies:
-            bound.append(_bind_one(policy, port))
-    except BaseException:
-        for sock in bound:
-            sock.close()
-        raise
-    return bound
+    return bind_on_one_port(policies, _bind_one, port_of=lambda sock: sock.getsockname()[1],
+                            release=socket.socket.close, port=port, preferred=DEFAULT_HTTPS_PORT,
+                            exhausted="found no HTTPS port free on every address")
 
 
 def _bind_one(policy: MtaSts, port: int) -> socket.socket:
     assert policy.address is not None
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     down = policy.serve is PolicyServe.DOWN
-    try:
-        if not down:
-            # Not for `down`: without SO_REUSEADDR nobody else can bind its address and port.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((policy.address, port))
-        if not down:
-            sock.listen(64)
-            sock.setblocking(False)
-    except OSError as err:
-        sock.close()
-        if err.errno in (errno.EADDRINUSE, errno.EACCES):
-            raise PortBusyError(err.errno, f"HTTPS port {port} is busy on {policy.address}"
-                                ) from err
-        raise OSError(err.errno, f"cannot bind {policy.address} port {port} for "
-                                 f"{policy.host}: {err.strerror}") from err
-    return sock
+    # Not for `down`: without SO_REUSEADDR nobody else can bind its address and port.
+    return tcp_socket(policy.address, port, reuse=not down, backlog=None if down else 64,
+                      service="HTTPS", owner=policy.host)

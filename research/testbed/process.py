@@ -47,7 +47,8 @@ class Testbed:
         self._workdir = workdir
         self._endpoints = endpoints
         self._ca_cert_pem = ca_cert_pem
-        self._final_stats: dict[tuple[str, str], TargetStats] | None = None
+        self._last_stats: dict[str, Any] | None = None
+        """The server's last report of its counters (after stop(), its final one)."""
         self._stats_seq = 0
         # Runs at stop(), garbage collection or interpreter exit, whichever comes first.
         self._finalizer = weakref.finalize(self, _shut_down, process, workdir)
@@ -190,20 +191,42 @@ class Testbed:
         return write_domain_list(self._scenario, Path(path))
 
     def stats(self, timeout: float = 5.0) -> dict[tuple[str, str], TargetStats]:
-        """Sessions and completed TLS handshakes per (host, address) served so far.
+        """What each (host, address) served so far: sessions, completed TLS handshakes,
+        connections refused by a limit, the most connections open at once, pregreet drops.
+        Hosts that share an address share its counters (one server answers for them).
 
         After :meth:`stop`, the final counts. Raises TestbedError if the server does not
         report within ``timeout`` seconds.
         """
-        if not self.running:
-            return dict(self._final_stats or {})
+        return {(host, ip): stats for ip, (hosts, stats) in self._snapshot(timeout).items()
+                for host in hosts}
+
+    def address_stats(self, timeout: float = 5.0) -> dict[str, TargetStats]:
+        """:meth:`stats` per address: each address's counters once, however many names."""
+        return {ip: stats for ip, (_, stats) in self._snapshot(timeout).items()}
+
+    def group_stats(self, timeout: float = 5.0) -> dict[str, TargetStats]:
+        """The counters of each ``[[shared_limits]]`` entry, by name, across its addresses:
+        sessions, connections it refused, the most open at once across them."""
+        self._snapshot(timeout)
+        return {name: _counts(found) for name, found in (self._last_stats or {}).get(
+            "groups", {}).items()}
+
+    def _snapshot(self, timeout: float) -> dict[str, tuple[list[str], TargetStats]]:
+        if self.running:
+            self._last_stats = self._fetch_stats(timeout)
+        data = self._last_stats or {"addresses": []}
+        return {a["ip"]: (a["hosts"], _counts(a)) for a in data["addresses"]}
+
+    def _fetch_stats(self, timeout: float) -> dict[str, Any]:
         self._process.send_signal(signal.SIGUSR1)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             data = _read_json(self._workdir / "stats.json")
             if data is not None and data["seq"] > self._stats_seq:
                 self._stats_seq = data["seq"]
-                return _parse_stats(data)
+                found: dict[str, Any] = data
+                return found
             time.sleep(_POLL)
         raise TestbedError("the testbed server did not report its statistics")
 
@@ -214,8 +237,7 @@ class Testbed:
         if not self._finalizer.alive:
             return
         _terminate(self._process)
-        data = _read_json(self._workdir / "stats.json")
-        self._final_stats = _parse_stats(data) if data is not None else {}
+        self._last_stats = _read_json(self._workdir / "stats.json")
         self._finalizer()
 
     def __enter__(self) -> Testbed:
@@ -261,10 +283,8 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _parse_stats(data: Any) -> dict[tuple[str, str], TargetStats]:
-    return {(t["host"], t["ip"]): TargetStats(t["sessions"], t["tls_handshakes"],
-                                              t.get("throttled", 0))
-            for t in data["targets"]}
+def _counts(found: dict[str, Any]) -> TargetStats:
+    return TargetStats(**{k: found.get(k, 0) for k in TargetStats().exported()})
 
 
 def _last_line(path: Path) -> str:

@@ -79,7 +79,7 @@ def serve_forever(
     ``cert_dir`` must hold what :func:`research.testbed.ca.write_certificates` made for it.
     Port 0 picks a free port; ``smtp_port`` None means 2525 unless taken on an address, then
     any free one; ``https_port`` (MTA-STS policy hosts) likewise with 8443. ``on_ready`` gets
-    the ports once everything accepts connections. With ``stats_file``, per-listener counters
+    the ports once everything accepts connections. With ``stats_file``, per-address counters
     are written there as JSON on SIGUSR1 and at the end. ``rtt_ms`` replaces the scenario-wide
     round-trip delay of the SMTP hosts.
     Must run in the main thread (it installs signal handlers).
@@ -158,10 +158,13 @@ class _StatsWriter:
         if self._path is None:
             return
         self._seq += 1
-        targets = [{"host": host, "ip": ip, "sessions": s.sessions,
-                    "tls_handshakes": s.tls_handshakes, "throttled": s.throttled}
-                   for host, ip, s in self._smtp.stats()]
-        write_json(self._path, {"seq": self._seq, "targets": targets})
+        by_ip: dict[str, dict[str, Any]] = {}
+        for host, ip, stats in self._smtp.stats():
+            entry = by_ip.setdefault(ip, {"ip": ip, "hosts": [], **stats.exported()})
+            entry["hosts"].append(host)
+        groups = {name: s.exported() for name, s in self._smtp.group_stats().items()}
+        write_json(self._path, {"seq": self._seq, "addresses": list(by_ip.values()),
+                                "groups": groups})
 
 
 def _on_stdin(fd: int, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:

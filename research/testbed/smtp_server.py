@@ -1,11 +1,16 @@
-"""The testbed's SMTP listeners: one per (host, address), all on one port, in one asyncio loop.
+"""The testbed's SMTP listeners: one per address, all on one port, in one asyncio loop.
 
-``normal``, ``reject_starttls`` and ``tls_garbage`` hosts run aiosmtpd's SMTP protocol (subclassed
-for a plain EHLO, the STARTTLS variants and refusing all mail); ``greeting_error`` and ``tarpit``
-are small protocols of their own; ``down`` addresses get a socket that is bound but never
-listens, so connections are refused and nothing else can take the address and port. The
-hostile behaviours live in :mod:`research.testbed.hostile`, except ``blackhole``: a listening
-socket whose accept queue is kept full, so the kernel drops further connection attempts.
+An address may be shared by several hosts (MX names), as a provider's pool is: one server
+answers there for all of them, as the first of them (by name) describes it, and presents each
+name's own certificate to a client that asks for it by SNI (the first name's to one that asks
+for none). ``normal``, ``reject_starttls`` and ``tls_garbage`` hosts run aiosmtpd's SMTP
+protocol (subclassed for a plain EHLO, the STARTTLS variants and refusing all mail);
+``greeting_error`` and ``tarpit`` are small protocols of their own; ``down`` addresses get a
+socket that is bound but never listens, so connections are refused and nothing else can take
+the address and port. The hostile behaviours live in :mod:`research.testbed.hostile`, except
+``blackhole``: a listening socket whose accept queue is kept full, so the kernel drops further
+connection attempts. Every connection passes :mod:`research.testbed.shaping` first: counts,
+limits, greeting delays, distance.
 """
 
 from __future__ import annotations
@@ -13,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import errno
 import functools
 import logging
 import socket
 import ssl
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,8 +33,9 @@ from aiosmtpd.smtp import SMTP
 
 from research.testbed import hostile
 from research.testbed.ca import host_files
+from research.testbed.ports import bind_on_one_port, tcp_socket
 from research.testbed.scenario import Behaviour, Host, Scenario
-from research.testbed.shaping import ThrottleGate, shaped_factory
+from research.testbed.shaping import ClientLimits, Shaping, TargetStats, ThrottleGate
 
 DEFAULT_SMTP_PORT = 2525
 SIZE_LIMIT = 52_428_800
@@ -50,31 +56,20 @@ command_log = logging.getLogger(__name__ + ".commands")
 """Every SMTP command received, at INFO: ``<host> <ip> from <peer>: <command line>``."""
 
 
-class PortBusyError(OSError):
-    """The asked-for SMTP port is taken on one of the scenario's addresses."""
-
-
-@dataclass
-class TargetStats:
-    """What one (host, address) listener has served."""
-
-    sessions: int = 0
-    """TCP connections accepted."""
-    tls_handshakes: int = 0
-    """STARTTLS handshakes completed."""
-    throttled: int = 0
-    """Connections refused with 421 by the host's ``throttle`` (also counted in ``sessions``)."""
-
-
 @dataclass
 class _Listener:
-    host: Host
+    hosts: tuple[Host, ...]
+    """The hosts on this address, by name; the first one's server answers."""
     ip: str
     sock: socket.socket
     stats: TargetStats = field(default_factory=TargetStats)
     rtt_ms: float = 0.0
     filler: socket.socket | None = None
     """A ``blackhole``'s own connection, which keeps its accept queue full."""
+
+    @property
+    def host(self) -> Host:
+        return self.hosts[0]
 
 
 class SmtpServers:
@@ -90,10 +85,8 @@ class SmtpServers:
         Raises PortBusyError if an explicit port is taken, OSError (e.g. EADDRNOTAVAIL) if an
         address cannot be bound, ssl.SSLError or OSError if a host's certificate is unusable.
         """
-        self._contexts = {
-            h.name: make_tls_context(h, cert_dir) for h in scenario.hosts if h.serves_tls
-        }
-        targets = [(h, ip) for h in scenario.hosts for ip in h.addresses]
+        self._contexts = _tls_contexts(scenario, cert_dir)
+        targets = [(scenario.hosts_at(ip), ip) for ip in scenario.addresses()]
         self.port, self._listeners = _bind_all(targets, port)
         if rtt_ms is not None:
             scenario = dataclasses.replace(scenario, rtt_ms=rtt_ms)
@@ -101,11 +94,21 @@ class SmtpServers:
             listener.rtt_ms = scenario.rtt_for(listener.host)
         self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.BaseTransport] = set()
+        self._groups = {limit.name: (ClientLimits(limit.limits, time.monotonic), TargetStats())
+                        for limit in scenario.shared_limits}
+        self._group_of = {ip: self._groups[limit.name] for limit in scenario.shared_limits
+                          for ip in limit.addresses}
 
     def stats(self) -> Iterator[tuple[str, str, TargetStats]]:
-        """(host name, address, counters) for every listener, down ones included."""
+        """(host name, address, counters) for every host on every listener, down ones
+        included; hosts that share an address share its counters."""
         for listener in self._listeners:
-            yield listener.host.name, listener.ip, listener.stats
+            for host in listener.hosts:
+                yield host.name, listener.ip, listener.stats
+
+    def group_stats(self) -> dict[str, TargetStats]:
+        """The counters of every shared limit, by its name, across its addresses."""
+        return {name: stats for name, (_, stats) in self._groups.items()}
 
     async def start(self) -> None:
         """Start serving every listening socket in the running loop."""
@@ -131,27 +134,51 @@ class SmtpServers:
                 listener.filler.close()
 
     def _factory(self, listener: _Listener) -> Any:
-        gate = None
-        if listener.host.throttle is not None:
-            gate = ThrottleGate(listener.host.name, listener.host.throttle)
-
-        def refused(stats: TargetStats = listener.stats) -> None:
-            stats.sessions += 1
-            stats.throttled += 1
-
-        return shaped_factory(self._behaviour_factory(listener), rtt_ms=listener.rtt_ms,
-                              gate=gate, on_refused=refused)
+        host = listener.host
+        anvil = ClientLimits(host.anvil, time.monotonic) if host.anvil is not None else None
+        shaping = Shaping(
+            host_name=host.name, banner=f"{host.name} ESMTP {host.software}",
+            counts=listener.stats, rtt_ms=listener.rtt_ms,
+            throttle=ThrottleGate(host.name, host.throttle) if host.throttle else None,
+            anvil=anvil, shared=self._group_of.get(listener.ip), postscreen=host.postscreen,
+            greet_delay=host.greet_delay, connections=self._connections)
+        return shaping.connection(self._behaviour_factory(listener))
 
     def _behaviour_factory(self, listener: _Listener) -> Any:
         behaviour = listener.host.behaviour
         if behaviour is Behaviour.TARPIT:
-            return lambda: _Tarpit(listener.stats, self._connections)
+            return _Tarpit
         if behaviour is Behaviour.GREETING_ERROR:
-            return lambda: _GreetingError(listener.host, listener.stats, self._connections)
+            return lambda: _GreetingError(listener.host)
         if behaviour in hostile.BEHAVIOURS:
-            return hostile.protocol_factory(listener.host, listener.stats, self._connections)
+            return hostile.protocol_factory(listener.host)
         context = self._contexts.get(listener.host.name)
-        return lambda: _Session(listener.host, context, listener.stats, self._connections)
+        return lambda: _Session(listener.host, context, listener.stats)
+
+
+def _tls_contexts(scenario: Scenario, cert_dir: Path) -> dict[str, ssl.SSLContext]:
+    """Each TLS host's server context, by host name. Hosts whose server and certificate are the
+    same share one (a provider's pool names under one wildcard), and every context picks the
+    one of the name a client asks for by SNI."""
+    by_kind: dict[tuple[object, ...], ssl.SSLContext] = {}
+    by_name: dict[str, ssl.SSLContext] = {}
+
+    def pick(sslobj: Any, server_name: str | None, current: ssl.SSLContext) -> None:
+        wanted = by_name.get(server_name or "")
+        if wanted is not None and wanted is not current:
+            sslobj.context = wanted
+
+    for host in scenario.hosts:
+        if not host.serves_tls:
+            continue
+        kind = (host.tls_min, host.tls_max, host.ciphers, host.leaf_names, host.certificate,
+                host.certificate_key, host.send_ca)
+        context = by_kind.get(kind)
+        if context is None:
+            context = by_kind[kind] = make_tls_context(host, cert_dir)
+            context.sni_callback = pick
+        by_name[host.name] = context
+    return by_name
 
 
 def make_tls_context(host: Host, cert_dir: Path) -> ssl.SSLContext:
@@ -179,67 +206,37 @@ def make_tls_context(host: Host, cert_dir: Path) -> ssl.SSLContext:
     return context
 
 
-def _bind_all(targets: list[tuple[Host, str]], port: int | None
+def _bind_all(targets: list[tuple[tuple[Host, ...], str]], port: int | None
               ) -> tuple[int, list[_Listener]]:
-    if not targets:
-        return (DEFAULT_SMTP_PORT if port is None else port), []
-    try:
-        chosen = DEFAULT_SMTP_PORT if port is None else port
-        return chosen, _bind_on(targets, chosen)
-    except PortBusyError:
-        if port:
-            raise
-    for _ in range(50):
-        # Let the kernel pick a port free on the first address, then try it on the others.
-        first = _bind_one(*targets[0], 0)
-        chosen = first.sock.getsockname()[1]
+    return bind_on_one_port(targets, _bind_one, port_of=lambda lst: lst.sock.getsockname()[1],
+                            release=_release, port=port, preferred=DEFAULT_SMTP_PORT,
+                            exhausted="found no SMTP port free on every address")
+
+
+def _release(listener: _Listener) -> None:
+    listener.sock.close()
+    if listener.filler is not None:
+        listener.filler.close()
+
+
+def _bind_one(target: tuple[tuple[Host, ...], str], port: int) -> _Listener:
+    hosts, ip = target
+    host = hosts[0]
+    down = host.behaviour is Behaviour.DOWN
+    blackhole = host.behaviour is Behaviour.BLACKHOLE
+    # Not for `down`: without SO_REUSEADDR nobody else can bind its address and port.
+    sock = tcp_socket(ip, port, reuse=not down, backlog=None if down or blackhole else 256,
+                      service="SMTP", owner=host.name)
+    if blackhole:
         try:
-            return chosen, [first, *_bind_on(targets[1:], chosen)]
-        except PortBusyError:
-            first.sock.close()
-    raise PortBusyError(errno.EADDRINUSE, "found no SMTP port free on every address")
+            return _blackhole(hosts, ip, sock)
+        except OSError:
+            sock.close()
+            raise
+    return _Listener(hosts, ip, sock)
 
 
-def _bind_on(targets: list[tuple[Host, str]], port: int) -> list[_Listener]:
-    bound: list[_Listener] = []
-    try:
-        for host, ip in targets:
-            bound.append(_bind_one(host, ip, port))
-    except BaseException:
-        for listener in bound:
-            listener.sock.close()
-            if listener.filler is not None:
-                listener.filler.close()
-        raise
-    return bound
-
-
-def _bind_one(host: Host, ip: str, port: int) -> _Listener:
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        down = host.behaviour is Behaviour.DOWN
-        if not down:
-            # Not for `down`: without SO_REUSEADDR nobody else can bind its address and port.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((ip, port))
-        if host.behaviour is Behaviour.BLACKHOLE:
-            return _blackhole(host, ip, sock)
-        if not down:
-            sock.listen(256)
-            sock.setblocking(False)
-    except OSError as err:
-        sock.close()
-        if err.errno in (errno.EADDRINUSE, errno.EACCES):
-            raise PortBusyError(err.errno, f"SMTP port {port} is busy on {ip}") from err
-        raise OSError(err.errno, f"cannot bind {ip} port {port} for {host.name}: "
-                                 f"{err.strerror}") from err
-    return _Listener(host, ip, sock)
-
-
-def _blackhole(host: Host, ip: str, sock: socket.socket) -> _Listener:
+def _blackhole(hosts: tuple[Host, ...], ip: str, sock: socket.socket) -> _Listener:
     # Linux drops a SYN when the accept queue is full; with a backlog of 0 one connection,
     # ours, fills it. Clients then see what a firewall's DROP rule gives: no answer at all.
     sock.listen(0)
@@ -250,7 +247,7 @@ def _blackhole(host: Host, ip: str, sock: socket.socket) -> _Listener:
     except OSError:
         filler.close()
         raise
-    return _Listener(host, ip, sock, filler=filler)
+    return _Listener(hosts, ip, sock, filler=filler)
 
 
 def _local_ip(transport: asyncio.BaseTransport) -> str:
@@ -280,8 +277,8 @@ _HANDLER = _Handler()
 class _Session(SMTP):
     """One SMTP session of a ``normal``, ``reject_starttls`` or ``tls_garbage`` host."""
 
-    def __init__(self, host: Host, tls_context: ssl.SSLContext | None, stats: TargetStats,
-                 connections: set[asyncio.BaseTransport]) -> None:
+    def __init__(self, host: Host, tls_context: ssl.SSLContext | None,
+                 stats: TargetStats) -> None:
         super().__init__(
             _HANDLER,
             hostname=host.name,
@@ -293,7 +290,6 @@ class _Session(SMTP):
         )
         self._host = host
         self._stats = stats
-        self._connections = connections
         self._listener_ip = "?"
         self._advertise_starttls = host.behaviour is not Behaviour.NORMAL or host.starttls
         if command_log.isEnabledFor(logging.INFO):
@@ -313,15 +309,7 @@ class _Session(SMTP):
         if self._original_transport is None:
             # Not the second call aiosmtpd makes once STARTTLS has wrapped the transport.
             self._listener_ip = _local_ip(transport)
-            self._stats.sessions += 1
-            self._connections.add(transport)
         super().connection_made(transport)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        transport = self._original_transport or self.transport
-        if transport is not None:
-            self._connections.discard(transport)
-        super().connection_lost(error)
 
     async def smtp_EHLO(self, hostname: str) -> None:
         # Replaces aiosmtpd's EHLO: no AUTH, and STARTTLS as the behaviour says.
@@ -397,16 +385,11 @@ class _Session(SMTP):
 class _Tarpit(asyncio.Protocol):
     """Accepts the connection and never says a word."""
 
-    def __init__(self, stats: TargetStats, connections: set[asyncio.BaseTransport]) -> None:
-        self._stats = stats
-        self._connections = connections
+    def __init__(self) -> None:
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._stats.sessions += 1
-        self._connections.add(transport)
         self._timer = asyncio.get_running_loop().call_later(TARPIT_HOLD, transport.close)
-        self._transport = transport
 
     def data_received(self, data: bytes) -> None:
         pass
@@ -414,7 +397,6 @@ class _Tarpit(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._connections.discard(self._transport)
 
 
 class _GreetingError(asyncio.Protocol):
@@ -424,20 +406,15 @@ class _GreetingError(asyncio.Protocol):
     else; a 421 greeting closes the connection at once.
     """
 
-    def __init__(self, host: Host, stats: TargetStats,
-                 connections: set[asyncio.BaseTransport]) -> None:
+    def __init__(self, host: Host) -> None:
         self._greeting = host.banner.encode("ascii") + b"\r\n"
         self._host_name = host.name
-        self._stats = stats
-        self._connections = connections
         self._buffer = b""
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        self._stats.sessions += 1
-        self._connections.add(transport)
         transport.write(self._greeting)
         if self._greeting.startswith(b"421"):
             transport.close()
@@ -463,4 +440,3 @@ class _GreetingError(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._connections.discard(self._transport)

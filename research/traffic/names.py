@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from research.analysis.core import provider_of
 from research.policy.ciphers import iana_name_for_openssl
-from research.policy.names import is_ip_address
+from research.policy.names import is_ip_address, provider_of
 
 _TLS13_HASH = {"AES_128_GCM": "SHA256", "AES_256_GCM": "SHA384", "CHACHA20_POLY1305": "SHA256",
                "AES_128_CCM": "SHA256", "AES_128_CCM_8": "SHA256"}

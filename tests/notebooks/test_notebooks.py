@@ -25,7 +25,7 @@ ONE_SURVEY = [p for p in NOTEBOOKS if p != THEN_AND_NOW]
 def saved_survey(isc_testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("isc-survey")
     domains = read_domain_list(isc_testbed.write_domain_list(out / "domains.csv"))
-    run_survey(domains, out, isc_testbed.settings(timeout=3), progress=False)
+    run_survey(domains, out, isc_testbed.settings(timeout=3, greeting_timeout=3), progress=False)
     return out
 
 

@@ -19,11 +19,17 @@ import dns.rdatatype
 import pandas as pd
 import pytest
 from support.groundtruth import assert_domains_match, assert_hosts_match
-from support.scanning import CONCURRENCY, TIMEOUT, TimedScan
+from support.scanning import (
+    CONCURRENCY,
+    GREETING_TIMEOUT,
+    HOST_BUDGET,
+    TIMEOUT,
+    TimedScan,
+)
 
 from research.scan import mx as mxdns
 from research.scan.resolver import make_resolver
-from research.scan.smtp import MAX_LINE, MAX_LINES, SESSION_BUDGET, probe_smtp
+from research.scan.smtp import MAX_LINE, MAX_LINES, probe_smtp
 from research.settings import DNS_RETRIES, ProbeSettings
 from research.store.results import SurveyResults
 from research.store.schema import DnsStatus, HostStatus
@@ -62,7 +68,17 @@ def test_greeting_errors_keep_the_reply(hostile_scan: TimedScan) -> None:
         spec = HOSTILE.host(name)
         assert row["status"] == "smtp_error"
         assert row["banner"] == spec.banner
-        assert row["error"] == f"greeting: {spec.banner}"
+    # 554 is an answer; 421 says "not now": tried again, paced, until the budget was spent.
+    assert host_row(hostile_scan, "mx.blocklist-554.hostile.test")["error"] == (
+        f"greeting: {HOSTILE.host('mx.blocklist-554.hostile.test').banner}")
+    greylisted = host_row(hostile_scan, "mx.greylist-421.hostile.test")
+    assert greylisted["error"] == (
+        f"greeting: {HOSTILE.host('mx.greylist-421.hostile.test').banner} (tried again until: "
+        f"time budget of {HOST_BUDGET:g} s spent)")
+    address = hostile_scan.results.addresses.set_index("ip").loc[greylisted["ip"]]
+    # Paused BACKOFF s, doubling, within the budget: a few tries, far from a hammering.
+    assert 3 <= address["throttled"] == address["sessions"] <= 6
+    assert bool(address["budget_spent"])
 
 
 def test_helo_fallback_is_recorded(hostile_scan: TimedScan) -> None:
@@ -75,20 +91,23 @@ def test_helo_fallback_is_recorded(hostile_scan: TimedScan) -> None:
 
 
 def test_tarpit_times_out_within_the_timeout(hostile_scan: TimedScan) -> None:
-    # The bound is the issue's: the configured timeout (generously: x1.5 + 0.5 s).
+    # The bound is the issue's: the configured timeout, for the connection and for the greeting
+    # (generously: x1.5 + 0.5 s).
     for name in ("mx.tarpit.hostile.test", "mx.blackhole.hostile.test"):
         row = host_row(hostile_scan, name)
         assert row["status"] == "timeout"
-        assert row["duration_s"] <= TIMEOUT * 1.5 + 0.5, name
+        assert row["duration_s"] <= max(TIMEOUT, GREETING_TIMEOUT) * 1.5 + 0.5, name
+    assert host_row(hostile_scan, "mx.tarpit.hostile.test")["error"] == (
+        f"banner: no greeting in {GREETING_TIMEOUT:g} s")
 
 
-def test_slow_banner_is_cut_off_by_the_session_budget(hostile_scan: TimedScan) -> None:
-    # Every byte arrives well within the timeout; only the whole-session budget
-    # (SESSION_BUDGET timeouts) stops the probe. Bound it generously: x1.5 + 0.5 s.
+def test_slow_banner_is_cut_off_by_the_greeting_timeout(hostile_scan: TimedScan) -> None:
+    # Every byte arrives well within the timeout; only the greeting's own deadline stops the
+    # probe. Bound it generously: x1.5 + 0.5 s.
     row = host_row(hostile_scan, "mx.slow-banner.hostile.test")
     assert row["status"] == "timeout"
-    assert row["error"] == f"banner: session took longer than {SESSION_BUDGET * TIMEOUT:g} s"
-    assert row["duration_s"] <= SESSION_BUDGET * TIMEOUT * 1.5 + 0.5
+    assert row["error"] == f"banner: greeting not complete after {GREETING_TIMEOUT:g} s"
+    assert row["duration_s"] <= GREETING_TIMEOUT * 1.5 + 0.5
 
 
 def test_floods_stop_at_the_probe_limits(hostile_scan: TimedScan) -> None:
@@ -193,13 +212,13 @@ def test_mixed_fault_scan_finishes_in_bounded_time(hostile_scan: TimedScan) -> N
     """The issue's bound: hosts x timeout / concurrency, plus a small constant.
 
     The constant covers what does not scale with hosts: the DNS phase (a silent name costs
-    1 + DNS_RETRIES lookups of 2 timeouts each), the slow-banner host's whole session budget,
-    and sslyze's TLS enumeration of the few hosts that accept STARTTLS, plus starting Python.
-    Asserted generously: bound x 1.5 + constant.
+    1 + DNS_RETRIES lookups of 2 timeouts each), the slow-banner host's greeting timeout, the
+    greylisting host's time budget, and the TLS enumeration of the few hosts that accept
+    STARTTLS, plus starting Python. Asserted generously: bound x 1.5 + constant.
     """
     hosts = _targets(hostile_scan.results)
     dns_worst = (1 + DNS_RETRIES) * 2 * TIMEOUT
-    constant = dns_worst + SESSION_BUDGET * TIMEOUT + 10.0
+    constant = dns_worst + GREETING_TIMEOUT + HOST_BUDGET + 10.0
     bound = hosts * TIMEOUT / CONCURRENCY
     print(f"mixed-fault scan: {hostile_scan.elapsed:.1f} s for {hosts} hosts; "
           f"bound {bound:.1f} s + constant {constant:.1f} s")

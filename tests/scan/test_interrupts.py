@@ -17,7 +17,6 @@ import pandas as pd
 import pytest
 from support.scanning import TimedScan, cli_scan
 
-from research.scan.smtp import SESSION_BUDGET
 from research.store.files import RAW_LOG_NAME
 from research.store.rawlog import read_records
 from research.store.records import Record
@@ -53,11 +52,12 @@ def probed(records: list[Record]) -> list[Record]:
     return [r for r in records if r["ip"] is not None]
 
 
-def assert_one_line_interrupt(proc: subprocess.Popen[str], stderr: str, out: Path) -> None:
-    assert proc.returncode == 130, stderr
+def assert_one_line_interrupt(proc: subprocess.Popen[str], stderr: str, out: Path, *,
+                              code: int = 130, word: str = "interrupted") -> None:
+    assert proc.returncode == code, stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
-    assert "interrupted" in lines[0] and str(out) in lines[0] and "--resume" in lines[0]
+    assert word in lines[0] and str(out) in lines[0] and "--resume" in lines[0]
 
 
 def assert_tables_hold_the_raw_log(out: Path) -> None:
@@ -115,31 +115,41 @@ def test_kill_9_then_resume_loses_nothing_and_repeats_nothing(
     assert results.meta["runs"] == 2 and results.meta["finished_at"] is not None
 
 
-def test_ctrl_c_writes_the_tables_and_exits_130(hostile_testbed: Testbed, tmp_path: Path
-                                                ) -> None:
-    """Interrupted while a slow host is being probed: the scan must not wait for it."""
-    timeout = 5.0  # the slow-banner host would hold its probe for SESSION_BUDGET x 5 s
+@pytest.mark.parametrize(("sent", "code", "word"), [
+    (signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+    ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_writes_the_tables_and_exits(
+    hostile_testbed: Testbed, tmp_path: Path, sent: signal.Signals, code: int, word: str
+) -> None:
+    """Interrupted while a slow host is being probed: the scan must not wait for it, and
+    records what the addresses being probed had taught it."""
+    greeting_timeout = 30.0  # the slow-banner host holds its probe that long
     domain_list = tmp_path / "domains.txt"
     domain_list.write_text("refused.hostile.test\ngreylist-421.hostile.test\n"
                            "slow-banner.hostile.test\nhelo-only.hostile.test\n")
     out = tmp_path / "out"
     command = cli_scan(hostile_testbed, domain_list, out)
-    command[command.index("--timeout") + 1] = f"{timeout:g}"
+    command[command.index("--greeting-timeout") + 1] = f"{greeting_timeout:g}"
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_log(proc, out, lambda records: len(probed(records)) >= 3)
     started = time.monotonic()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sent)
     _, stderr = proc.communicate(timeout=HANG_GUARD)
     elapsed = time.monotonic() - started
-    print(f"Ctrl-C during the SMTP probes: exit {elapsed:.2f} s after SIGINT")
+    print(f"{word} during the SMTP probes: exit {elapsed:.2f} s after the signal")
 
-    assert_one_line_interrupt(proc, stderr, out)
+    assert_one_line_interrupt(proc, stderr, out, code=code, word=word)
     assert_tables_hold_the_raw_log(out)
-    hosts = set(load_results(out).hosts["mx_host"])
+    results = load_results(out)
+    hosts = set(results.hosts["mx_host"])
     assert "mx.slow-banner.hostile.test" not in hosts
     assert {"mx.refused.hostile.test", "mx.greylist-421.hostile.test"} <= hosts
     # "Promptly": well before the slow host's probe could have ended by itself.
-    assert elapsed < SESSION_BUDGET * timeout / 2
+    assert elapsed < greeting_timeout / 2
+    # The address being probed is recorded as unfinished, for --resume to start from.
+    slow_ip = hostile_testbed.scenario.host("mx.slow-banner.hostile.test").addresses[0]
+    unfinished = results.addresses.set_index("ip").loc[slow_ip]
+    assert not bool(unfinished["finished"]) and unfinished["sessions"] == 1
 
 
 def test_ctrl_c_during_the_tls_scan_ends_promptly(isc_testbed: Testbed, tmp_path: Path) -> None:

@@ -335,7 +335,7 @@ def test_resume_skips_finished_enforcement_lookups(enforcement_testbed: Testbed,
                                                    tmp_path: Path) -> None:
     tb = enforcement_testbed
     assert tb.mta_sts_port is not None
-    settings = tb.settings(timeout=TIMEOUT)
+    settings = tb.settings(timeout=TIMEOUT, greeting_timeout=TIMEOUT)
     full = run_survey(NAMES, tmp_path / "full", settings, progress=False)
     assert _kinds(tmp_path / "full")["policy"] == 3 and _kinds(tmp_path / "full")["tlsa"] == 4
     # A run that died after its first policy record.

@@ -116,7 +116,8 @@ def test_opted_out_names_and_addresses_are_recorded_and_never_contacted(
                "backup-mx.test"]
     before = cases_testbed.stats()
     results = run_survey(domains, tmp_path / "out",
-                         cases_testbed.settings(timeout=2.0, opt_out=opt_out), progress=False)
+                         cases_testbed.settings(timeout=2.0, greeting_timeout=2.0,
+                                                opt_out=opt_out), progress=False)
     after = cases_testbed.stats()
 
     doms = results.domains.set_index("domain")
@@ -168,3 +169,29 @@ def test_cli_opt_out_errors_are_one_line(tmp_path: Path) -> None:
         assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr
         assert "Traceback" not in proc.stderr
         assert not (tmp_path / "o" / "raw.jsonl").exists()
+
+
+def test_opt_out_covers_mta_sts_policy_hosts(enforcement_testbed: Testbed, tmp_path: Path
+                                             ) -> None:
+    """A policy host whose address (or name) is on the list is never fetched from: the domain's
+    fetch says so, where without the list the policy is fetched."""
+    tb = enforcement_testbed
+    ok = tb.scenario.domain("sts-ok.test")
+    degraded = tb.scenario.domain("sts-degraded.test")
+    assert ok.mta_sts is not None and degraded.mta_sts is not None
+    opt_out = tmp_path / "opt-out.txt"
+    opt_out.write_text(f"{ok.mta_sts.address}\n{degraded.mta_sts.host}\n")
+    results = run_survey([ok.name, degraded.name], tmp_path / "out",
+                         tb.settings(timeout=2.0, opt_out=opt_out), progress=False)
+    sts = results.mta_sts.set_index("domain")
+    assert list(sts["fetch_status"]) == ["opted_out", "opted_out"]
+    assert sts.loc[ok.name, "fetch_error"] == (
+        f"{ok.mta_sts.address}: in a network on the opt-out list ({ok.mta_sts.address}/32): "
+        "not contacted")
+    assert sts.loc[degraded.name, "fetch_error"] == (
+        f"on the opt-out list ({degraded.mta_sts.host}): not looked up or contacted")
+    assert sts["policy_ip"].isna().all() and sts["policy_result"].isna().all()
+    # The same domains without the list: both policies fetched.
+    plain = run_survey([ok.name, degraded.name], tmp_path / "plain",
+                       tb.settings(timeout=2.0), progress=False)
+    assert list(plain.mta_sts["fetch_status"]) == ["ok", "ok"]

@@ -18,13 +18,20 @@ import pytest
 from support.groundtruth import assert_domains_match, assert_hosts_match
 
 from research.cli import main as cli_main
+from research.policy.names import provider_of
 from research.scan.survey import run_survey
 from research.store.files import RAW_LOG_NAME
 from research.store.rawlog import RawLogWriter, read_records
 from research.store.results import SurveyResults, build_tables, load_results
 from research.store.tables import write_tables
-from research.testbed import Testbed, load_scenario
-from research.testbed.generate import address, generate, generated
+from research.testbed import TargetStats, Testbed, load_scenario
+from research.testbed.generate import (
+    address,
+    concentrated,
+    generate,
+    generate_concentrated,
+    generated,
+)
 
 TIMEOUT = 2.0
 # Volatile columns: when and how long, not what.
@@ -62,12 +69,61 @@ def test_cli_generates_a_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert str(out) in capsys.readouterr().out
 
 
+def test_concentrated_scenario_is_zipf_on_shared_pools(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(generate_concentrated(2000, 200, seed=5))
+    scenario = load_scenario(path)
+    assert len(scenario.domains) == 2000
+    assert 195 <= len(scenario.addresses()) <= 205
+    served = Counter(provider_of(d.mx[0][1]) for d in scenario.domains)
+    sizes = [n for _, n in served.most_common()]
+    # Zipf: the largest few serve most; the k-th about 1/k^1.1 of the largest.
+    assert sum(sizes[:10]) > 0.4 * 2000 and sizes[0] > 3 * sizes[3]
+    assert sizes[0] / sizes[9] == pytest.approx(10 ** 1.1, rel=0.2)
+    # Pools: many names on few addresses, each served by one server.
+    shared = [ip for ip in scenario.addresses() if len(scenario.hosts_at(ip)) > 1]
+    assert len(shared) > 20 and max(len(scenario.hosts_at(ip)) for ip in shared) > 50
+    # Ranks are a permutation, not provider by provider.
+    assert sorted(d.rank for d in scenario.domains) == list(range(1, 2001))
+    assert generate_concentrated(2000, 200, seed=5) == path.read_text()
+    with pytest.raises(ValueError):
+        generate_concentrated(10, 20)
+
+
+@pytest.fixture(scope="module")
+def concentrated_survey(tmp_path_factory: pytest.TempPathFactory
+                        ) -> Iterator[tuple[Testbed, SurveyResults, dict[str, TargetStats]]]:
+    out = tmp_path_factory.mktemp("concentrated")
+    with Testbed.start(concentrated(300, 40, seed=2)) as tb:
+        results = run_survey([name for _, name in tb.domains()], out,
+                             tb.settings(timeout=TIMEOUT, greeting_timeout=TIMEOUT,
+                                         concurrency=10), progress=False)
+        yield tb, results, tb.address_stats()
+
+
+@pytest.mark.testbed
+def test_concentrated_survey_probes_each_address_once(
+    concentrated_survey: tuple[Testbed, SurveyResults, dict[str, TargetStats]]
+) -> None:
+    tb, results, served = concentrated_survey
+    assert_domains_match(tb.scenario, results)
+    assert_hosts_match(tb.scenario, results)
+    assert len(results.addresses) == len(tb.scenario.addresses()) < len(results.hosts) / 2
+    for ip, row in results.addresses.set_index("ip").iterrows():
+        assert row["sessions"] == served[ip].sessions, ip
+        assert served[ip].peak_connections <= 2, ip
+        # One enumeration (the TLS hosts of this mix need at most 40 sessions) plus one
+        # session per further name.
+        assert row["sessions"] <= 40 + len(row["mx_hosts"]) - 1, ip
+
+
 @pytest.fixture(scope="module")
 def generated_survey(tmp_path_factory: pytest.TempPathFactory) -> tuple[Testbed, Path]:
     out = tmp_path_factory.mktemp("generated")
     with Testbed.start(generated(hosts=40, seed=3)) as tb:
         domains = [name for _, name in tb.domains()]
-        run_survey(domains, out, tb.settings(timeout=TIMEOUT, concurrency=20), progress=False)
+        run_survey(domains, out, tb.settings(timeout=TIMEOUT, greeting_timeout=TIMEOUT,
+                                                  concurrency=20), progress=False)
         return tb, out
 
 
@@ -92,7 +148,7 @@ def test_streamed_tables_equal_tables_built_in_memory(
     streamed = write_tables(tmp_path / RAW_LOG_NAME, tmp_path)
     loaded = load_results(tmp_path)
     assert len(in_memory.ciphers) > 100
-    for name in ("domains", "mx", "hosts", "ciphers"):
+    for name in ("domains", "mx", "hosts", "ciphers", "addresses"):
         pd.testing.assert_frame_equal(streamed.table(name), in_memory.table(name))
         pd.testing.assert_frame_equal(loaded.table(name), in_memory.table(name))
     assert {k: v for k, v in streamed.meta.items() if k != "versions"} == json.loads(
@@ -132,7 +188,7 @@ def _comparable(results: SurveyResults, name: str) -> pd.DataFrame:
 def test_survey_on_a_dask_cluster_equals_the_local_survey(
     cases_testbed: Testbed, dask_client: object, tmp_path: Path
 ) -> None:
-    settings = cases_testbed.settings(timeout=TIMEOUT)
+    settings = cases_testbed.settings(timeout=TIMEOUT, greeting_timeout=TIMEOUT)
     local = run_survey(DOMAINS, tmp_path / "local", settings, progress=False)
     on_dask = run_survey(DOMAINS, tmp_path / "dask", settings, executor=dask_client,
                          progress=False)

@@ -32,7 +32,8 @@ def cases_scan(cases_testbed: Testbed, tmp_path_factory: pytest.TempPathFactory)
     out = tmp_path_factory.mktemp("cases-scan")
     domain_list = cases_testbed.write_domain_list(out / "domains.csv")
     run_survey(read_domain_list(domain_list), out / "results",
-               cases_testbed.settings(timeout=TIMEOUT, ehlo_name="survey-test.example"),
+               cases_testbed.settings(timeout=TIMEOUT, greeting_timeout=TIMEOUT,
+                                     ehlo_name="survey-test.example"),
                progress=False)
     # Read back from disk: the test checks the saved contract, not objects in memory.
     return load_results(out / "results")
@@ -148,7 +149,7 @@ def _host_records(out: Path) -> list[dict[str, object]]:
 
 def test_resume_scans_only_what_is_missing(cases_testbed: Testbed, tmp_path: Path) -> None:
     names = ["tls10-only.test", "tls12-only.test", "no-starttls.test", "two-mx.test"]
-    settings = cases_testbed.settings(timeout=TIMEOUT)
+    settings = cases_testbed.settings(timeout=TIMEOUT, greeting_timeout=TIMEOUT)
     full = run_survey(names, tmp_path / "full", settings, progress=False)
 
     # Simulate a scan that died after its first two hosts: keep the log up to there.
@@ -174,7 +175,7 @@ def test_resume_scans_only_what_is_missing(cases_testbed: Testbed, tmp_path: Pat
 def test_rescan_into_a_used_directory_needs_resume(cases_testbed: Testbed, tmp_path: Path) -> None:
     from research.errors import InputError
 
-    settings = cases_testbed.settings(timeout=TIMEOUT)
+    settings = cases_testbed.settings(timeout=TIMEOUT, greeting_timeout=TIMEOUT)
     run_survey(["no-starttls.test"], tmp_path, settings, progress=False)
     with pytest.raises(InputError, match="--resume"):
         run_survey(["no-starttls.test"], tmp_path, settings, progress=False)

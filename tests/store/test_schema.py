@@ -60,3 +60,9 @@ def test_groups_of_statuses_are_named_once_each_for_what_they_mean() -> None:
     # every DNS outcome either gives MX hosts or has a category of its own
     assert set(schema.MAIL_DNS_STATUSES) | set(schema.DNS_CATEGORIES) == set(schema.DnsStatus)
     assert not set(schema.MAIL_DNS_STATUSES) & set(schema.DNS_CATEGORIES)
+
+
+def test_every_table_says_what_its_rows_are() -> None:
+    from research.store.schema import SESSION_TABLES, TABLE_DOCS, TABLES
+
+    assert set(TABLE_DOCS) == set(TABLES) | set(SESSION_TABLES)

@@ -96,3 +96,15 @@ def assert_enforcement_matches(scenario: Scenario, results: SurveyResults) -> No
     names = enforcement_readiness(results).set_index("domain")["cert_matches_domain"]
     assert {d: bool(names[d]) for d in _stated(scenario, "cert_matches_domain")} == _stated(
         scenario, "cert_matches_domain")
+
+
+def assert_webpki_match(scenario: Scenario, results: SurveyResults) -> None:
+    """Every (host, address) whose scenario entry states ``expect.webpki`` has that verdict: for
+    MX names that share an address, proof that each was judged by its own certificate."""
+    hosts = results.hosts
+    for spec in scenario.hosts:
+        if spec.expect_webpki is None:
+            continue
+        rows = hosts[hosts["mx_host"] == spec.name]
+        assert len(rows) == len(spec.addresses), spec.name
+        assert set(rows["webpki_result"]) == {spec.expect_webpki}, (spec.name, rows["error"])

@@ -11,6 +11,13 @@ from research.testbed import Testbed
 
 TIMEOUT = 1.0
 """Seconds per network operation in these scans: loopback answers in milliseconds."""
+GREETING_TIMEOUT = 1.0
+"""Seconds for a whole greeting: the testbed greets at once, but for the hosts that never do."""
+HOST_BUDGET = 10.0
+"""Seconds an address is given: enough for any of these hosts' TLS scans on a loaded machine,
+short for one that keeps saying 421 (the greylisting host is tried again, ``BACKOFF`` doubling,
+until no try fits in it any more)."""
+BACKOFF = 0.25
 CONCURRENCY = 4
 
 
@@ -27,4 +34,6 @@ def cli_scan(tb: Testbed, domain_list: Path, out: Path, *extra: str) -> list[str
     return [sys.executable, "-m", "research", "scan", "--domains", str(domain_list),
             "--out", str(out), "--resolver", tb.resolver, "--port", str(tb.smtp_port),
             "--trust-ca", str(tb.ca_cert_path), "--timeout", f"{TIMEOUT:g}",
-            "--concurrency", str(CONCURRENCY), "--no-progress", *extra]
+            "--greeting-timeout", f"{GREETING_TIMEOUT:g}", "--host-budget", f"{HOST_BUDGET:g}",
+            "--backoff", f"{BACKOFF:g}", "--concurrency", str(CONCURRENCY), "--no-progress",
+            *extra]

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.wire import read_reply
 
 from research.errors import ScenarioError
 from research.testbed import Testbed, load_scenario
@@ -81,24 +82,6 @@ def shaped_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _read_line(sock: socket.socket) -> bytes:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = sock.recv(1)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def _reply(sock: socket.socket) -> bytes:
-    """One whole SMTP reply, multi-line or not."""
-    lines = [_read_line(sock)]
-    while lines[-1][3:4] == b"-":
-        lines.append(_read_line(sock))
-    return b"".join(lines)
-
-
 def _timed_session(ip: str, port: int) -> dict[str, float]:
     """Seconds each step of a STARTTLS session waited for the server."""
     waited: dict[str, float] = {}
@@ -107,20 +90,20 @@ def _timed_session(ip: str, port: int) -> dict[str, float]:
     ctx.verify_mode = ssl.CERT_NONE
     start = time.monotonic()
     with socket.create_connection((ip, port), timeout=10) as sock:
-        assert _reply(sock).startswith(b"220 ")
+        assert read_reply(sock).startswith(b"220 ")
         waited["greeting"] = time.monotonic() - start
         for command in ("EHLO", "STARTTLS"):
             start = time.monotonic()
             sock.sendall(f"{command} client.test\r\n".encode() if command == "EHLO"
                          else b"STARTTLS\r\n")
-            assert _reply(sock)[:3] in (b"250", b"220")
+            assert read_reply(sock)[:3] in (b"250", b"220")
             waited[command] = time.monotonic() - start
         start = time.monotonic()
         with ctx.wrap_socket(sock, server_hostname="x") as tls:
             waited["handshake"] = time.monotonic() - start
             start = time.monotonic()
             tls.sendall(b"QUIT\r\n")
-            assert _reply(tls).startswith(b"221")
+            assert read_reply(tls).startswith(b"221")
             waited["QUIT"] = time.monotonic() - start
     return waited
 
@@ -146,10 +129,10 @@ def test_start_overrides_the_scenario_wide_delay(shaped_path: Path) -> None:
 
 def _greeting(ip: str, port: int) -> bytes:
     with socket.create_connection((ip, port), timeout=10) as sock:
-        line = _reply(sock)
+        line = read_reply(sock)
         if line.startswith(b"220"):
             sock.sendall(b"QUIT\r\n")
-            _reply(sock)
+            read_reply(sock)
         else:
             # A throttling server hangs up after its 421.
             assert sock.recv(100) == b""

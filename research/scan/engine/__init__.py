@@ -15,8 +15,10 @@ lane whether the server honours its own preference or the client's order; SSL 2.
 SERVER-HELLO lists every shared cipher, so one hello answers its lane. ``versions`` asks each
 version once, offering every suite the client knows for it (for TLS 1.2 the modern client's
 whole list; see ``data/README.md``), and records no suites. The certificate comes from a session
-already made, at the newest version accepted. ``per_host_connections`` lanes of one host run at
-once; a host that stops answering is paused, retried and finally left alone
+already made, at the newest version accepted; a further MX name on the same address costs one
+session for its own certificate (SNI). Up to ``per_host_connections`` lanes of one address run
+at once, as its gate (:mod:`research.scan.limits`) allows; an address that refuses sessions
+teaches the gate its limits, one that stops answering is paused, retried and finally left alone
 (:mod:`~research.scan.engine.host`), and what it left open is ``undecided``, never rejected.
 
 The modules: :mod:`~research.scan.engine.lanes` (which questions), ``_session`` (one SMTP
@@ -28,16 +30,25 @@ and :mod:`~research.scan.engine.sslyze` (sslyze's own scan, ``--engine sslyze``)
 from __future__ import annotations
 
 from research.scan.engine._ssl2 import parse_ssl2_server_hello, ssl2_client_hello
-from research.scan.engine.host import EngineScan, scan_host
+from research.scan.engine.host import (
+    CertificateFacts,
+    EngineScan,
+    certificate_facts,
+    certificate_for,
+    scan_host,
+)
 from research.scan.engine.lanes import Lane, lanes
 from research.scan.engine.result import AcceptedCipher, TlsScan, TlsTarget
 
 __all__ = [
     "AcceptedCipher",
+    "CertificateFacts",
     "EngineScan",
     "Lane",
     "TlsScan",
     "TlsTarget",
+    "certificate_facts",
+    "certificate_for",
     "lanes",
     "parse_ssl2_server_hello",
     "scan_host",

@@ -6,7 +6,8 @@ What counts as an answer:
 - a TLS alert, or the server closing or resetting the connection during the handshake: the
   offered suites are rejected (as sslyze counts them);
 - a ``421`` (or any reply other than the expected one) before the handshake, a refused or reset
-  TCP connection, or a timeout anywhere: *no answer*, worth retrying after a pause.
+  TCP connection, or a timeout anywhere: *no answer*, worth retrying; its
+  :class:`~research.scan.limits.Signal` says which kind, for the address's gate to learn from.
 
 Every session identifies itself in EHLO, never sends MAIL, RCPT or DATA, and ends with QUIT
 (over TLS after a handshake).
@@ -17,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -38,11 +39,13 @@ from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuite
 from research.scan.engine._ssl2 import parse_ssl2_server_hello, record_complete, ssl2_client_hello
 from research.scan.engine.lanes import Lane, sslyze_version
 from research.scan.engine.result import TlsTarget
+from research.scan.limits import Signal
 from research.scan.smtp import (
     MAX_LINE,
     SmtpClosed,
     SmtpDeadline,
     SmtpHostile,
+    SmtpNoGreeting,
     SmtpSession,
     SmtpUnexpected,
 )
@@ -79,9 +82,10 @@ class _Exhausted:
 
 @dataclass
 class _NoAnswer:
-    """Throttled, reset, timed out: worth retrying after a pause."""
+    """Throttled, refused, reset, timed out: worth retrying once the address allows."""
 
     reason: str
+    signal: Signal = Signal.SILENT
 
 
 @dataclass
@@ -94,9 +98,14 @@ class _Failed:
 _Outcome = _Accepted | _Ssl2Hello | _Rejected | _Exhausted | _NoAnswer | _Failed
 
 
-def _starttls(sock: socket.socket, ehlo_name: str, timeout: float) -> None:
+def _starttls(sock: socket.socket, settings: ProbeSettings,
+              on_greeting: Callable[[float | None], None]) -> None:
+    ehlo_name, timeout = settings.ehlo_name, settings.timeout
     smtp = SmtpSession(sock, timeout)
-    smtp.expect(None, 220)
+    try:
+        smtp.expect_greeting(settings.greeting_timeout)
+    finally:
+        on_greeting(smtp.greeting_s)
     extensions = smtp.expect(f"EHLO {ehlo_name}", 250).lines[1:]
     if not any(line.split()[:1] == ["STARTTLS"] for line in (e.upper() for e in extensions)):
         # Advertised when the host was probed: a server that stops offering it is shedding load.
@@ -126,35 +135,52 @@ def _client(lane: Lane, offered: Sequence[CipherSuite], sni: str) -> BaseSslClie
     return client
 
 
-def _connect(target: TlsTarget, settings: ProbeSettings) -> socket.socket | _NoAnswer:
+def _connect(target: TlsTarget, settings: ProbeSettings,
+             on_greeting: Callable[[float | None], None]) -> socket.socket | _NoAnswer:
     """A connection that has just been told ``220`` to STARTTLS, or why there is none."""
     try:
         sock = socket.create_connection((target.ip, target.port), timeout=settings.timeout)
     except TimeoutError:
         return _NoAnswer(f"no TCP connection in {settings.timeout:g} s")
     except OSError as exc:
-        return _NoAnswer(f"connect: {exc.strerror or exc}")
+        return _NoAnswer(f"connect: {exc.strerror or exc}", Signal.DROPPED)
     try:
-        _starttls(sock, settings.ehlo_name, settings.timeout)
-    except (SmtpUnexpected, SmtpHostile) as exc:
+        _starttls(sock, settings, on_greeting)
+    except SmtpUnexpected as exc:
         _close_politely(sock)
+        # 421/450/451 say "not now"; any other reply where 220/250 came before is a server
+        # shedding load too (it answered the probe), so neither is an answer about TLS.
+        return _NoAnswer(str(exc), Signal.THROTTLED)
+    except SmtpHostile as exc:
+        _close_politely(sock)
+        return _NoAnswer(str(exc), Signal.DROPPED)
+    except SmtpNoGreeting as exc:
+        sock.close()
         return _NoAnswer(str(exc))
     except (TimeoutError, SmtpDeadline):
         sock.close()
         return _NoAnswer(f"no SMTP answer in {settings.timeout:g} s")
     except SmtpClosed as exc:
         sock.close()
-        return _NoAnswer(f"SMTP: {exc}")
+        return _NoAnswer(f"SMTP: {exc}", Signal.DROPPED)
     except OSError as exc:
         sock.close()
-        return _NoAnswer(f"SMTP: {exc.strerror or exc}")
+        return _NoAnswer(f"SMTP: {exc.strerror or exc}", Signal.DROPPED)
     return sock
 
 
+def _ignore(seconds: float | None) -> None:
+    pass
+
+
 def run_session(target: TlsTarget, settings: ProbeSettings, lane: Lane,
-             offered: Sequence[CipherSuite], want_chain: bool) -> _Outcome:
-    """One SMTP session: STARTTLS, one handshake offering ``offered`` in ``lane``, QUIT."""
-    sock = _connect(target, settings)
+                offered: Sequence[CipherSuite], want_chain: bool,
+                on_greeting: Callable[[float | None], None] = _ignore) -> _Outcome:
+    """One SMTP session: STARTTLS, one handshake offering ``offered`` in ``lane``, QUIT.
+
+    ``on_greeting`` is told how many seconds the greeting took (None if none came).
+    """
+    sock = _connect(target, settings, on_greeting)
     if isinstance(sock, _NoAnswer):
         return sock
     if lane.version.label == "SSL 2.0":
@@ -200,7 +226,7 @@ def _handshake(client: BaseSslClient, want_chain: bool, want_key: bool) -> _Outc
     except OSError as exc:
         if "Nassl SSL handshake failed" in str(exc):
             return _Rejected("server closed the connection during the TLS handshake")
-        return _NoAnswer(f"TLS handshake: {exc.strerror or exc}")
+        return _NoAnswer(f"TLS handshake: {exc.strerror or exc}", Signal.DROPPED)
     accepted = _Accepted(client.get_current_cipher_name(),
                          client.get_ephemeral_key() if want_key else None,
                          client.get_received_chain() if want_chain else [])

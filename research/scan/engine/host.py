@@ -1,17 +1,18 @@
-"""The probe engine's scan of one host: every lane, within the connections the host allows.
+"""The probe engine's scan of one address: every lane, within the sessions the address allows.
 
 A lane is enumerated by iterative removal: offer every suite of the lane, note the one the
-server chooses, remove it and offer the rest, until the server refuses. A session that got no
-answer pauses the whole host with exponential backoff and is retried; when the retries run out,
-the host is left alone — no lane opens another session to it — and what was not decided is
-reported in ``undecided``, never as rejected.
+server chooses, remove it and offer the rest, until the server refuses. Every session passes
+the address's gate (:mod:`research.scan.limits`), which learns the address's limits from the
+sessions it refuses; a refused session is tried again when the gate allows, a silent one after
+a pause, up to ``retries`` times in a row. Once the address is given up (silent too often, or
+its time budget spent) no lane opens another session, and what was not decided is reported in
+``undecided``, never as rejected.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ from sslyze.plugins.certificate_info.trust_stores.trust_store_repository import 
 )
 from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuite
 
-from research.policy.certs import summarise
+from research.policy.certs import CertSummary, summarise
 from research.scan.engine._session import (
     _Accepted,
     _Exhausted,
@@ -40,6 +41,7 @@ from research.scan.engine._session import (
 )
 from research.scan.engine.lanes import Lane, lanes
 from research.scan.engine.result import AcceptedCipher, TlsScan, TlsTarget, accepted_cipher
+from research.scan.limits import AddressGate, Signal
 from research.settings import ProbeSettings
 from research.store.schema import TLS_VERSIONS, Engine, TlsVersion
 
@@ -51,41 +53,13 @@ class EngineScan(TlsScan):
     undecided: list[str] = field(default_factory=list)
     """Labels of versions not decided (``TLS 1.2``), or of versions found accepted whose suite
     list may be incomplete (``TLS 1.2 suites``); empty when everything was decided."""
-    sessions: int = 0
-    """SMTP sessions (TCP connections) this scan opened."""
-
-
-class _HostGate:
-    """Pauses every lane of one host after a session that got no answer, and closes for good
-    once one lane has run out of retries: the host has stopped talking to us, and the other
-    lanes would only spend their own retries on it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._until = 0.0
-        self.sessions = 0
-        self.gave_up: str | None = None
-        """Why the host was given up on; None while it still answers."""
-
-    def wait(self) -> bool:
-        """Wait out any pause and count a session; False (no session) once given up."""
-        while True:
-            with self._lock:
-                if self.gave_up is not None:
-                    return False
-                delay = self._until - time.monotonic()
-                if delay <= 0:
-                    self.sessions += 1
-                    return True
-            time.sleep(delay)
-
-    def give_up(self, reason: str) -> None:
-        with self._lock:
-            self.gave_up = self.gave_up or reason
-
-    def pause(self, seconds: float) -> None:
-        with self._lock:
-            self._until = max(self._until, time.monotonic() + seconds)
+    certificate_lane: Lane | None = None
+    """The lane whose handshake gave the certificate, and ..."""
+    certificate_suites: tuple[CipherSuite, ...] = ()
+    """... the suites it accepted: what a session asking for another name's certificate
+    offers (:func:`certificate_for`)."""
+    chain_pem: list[str] = field(default_factory=list)
+    """The chain as presented (PEM, leaf first)."""
 
 
 @dataclass
@@ -99,7 +73,7 @@ class _LaneResult:
 
 
 def _run_lane(target: TlsTarget, settings: ProbeSettings, lane: Lane,
-              gate: _HostGate) -> _LaneResult:
+              gate: AddressGate) -> _LaneResult:
     result = _LaneResult(lane)
     remaining = list(lane.suites)
     by_name = {s.openssl_name: s for s in lane.suites}
@@ -131,31 +105,33 @@ def _run_lane(target: TlsTarget, settings: ProbeSettings, lane: Lane,
 
 
 def _attempt(target: TlsTarget, settings: ProbeSettings, lane: Lane,
-             offered: Sequence[CipherSuite], want_chain: bool, gate: _HostGate) -> _Outcome:
-    last: _Outcome = _NoAnswer("not tried")
-    for attempt in range(settings.retries + 1):
-        if not gate.wait():
+             offered: Sequence[CipherSuite], want_chain: bool, gate: AddressGate) -> _Outcome:
+    silent = 0
+    while True:
+        permit = gate.acquire()
+        if permit is None:
             return _Failed(f"not asked: {gate.gave_up}")
-        last = run_session(target, settings, lane, offered, want_chain)
-        if not isinstance(last, _NoAnswer):
-            return last
-        if attempt < settings.retries:
-            gate.pause(settings.backoff * 2**attempt)
-    assert isinstance(last, _NoAnswer)
-    tries = settings.retries + 1
-    reason = f"{last.reason} ({tries} attempt{'s' if tries > 1 else ''})"
-    gate.give_up(f"host stopped answering: {reason}")
-    return _Failed(reason)
+        outcome = run_session(target, settings, lane, offered, want_chain, permit.greeted)
+        if not isinstance(outcome, _NoAnswer):
+            permit.release(Signal.ANSWERED)
+            return outcome
+        permit.release(outcome.signal, outcome.reason)
+        if outcome.signal is Signal.SILENT:
+            silent += 1
+            if silent > settings.retries:
+                reason = f"{outcome.reason} ({silent} attempt{'s' if silent > 1 else ''})"
+                gate.give_up(f"address stopped answering: {reason}")
+                return _Failed(reason)
 
 
-def scan_host(target: TlsTarget, settings: ProbeSettings) -> EngineScan:
-    """Versions (and, in ``full`` mode, accepted suites) and the certificate of one target.
+def scan_host(target: TlsTarget, settings: ProbeSettings, gate: AddressGate) -> EngineScan:
+    """Versions (and, in ``full`` mode, accepted suites) and the certificate of the address of
+    ``target``, asked with its name (SNI); every session passes ``gate``.
 
     Never raises for what the server does: failures are in ``errors`` and ``undecided``.
     Raises ValueError for the ``sslyze`` engine, which this function does not run.
     """
     work = lanes(settings.engine)
-    gate = _HostGate()
 
     def run(lane: Lane) -> _LaneResult:
         return _run_lane(target, settings, lane, gate)
@@ -163,12 +139,28 @@ def scan_host(target: TlsTarget, settings: ProbeSettings) -> EngineScan:
     if settings.per_host_connections <= 1:
         results = [run(lane) for lane in work]
     else:
+        # As many lanes at once as the survey allows an address; the gate may allow fewer.
         with ThreadPoolExecutor(max_workers=min(settings.per_host_connections, len(work)),
                                 thread_name_prefix="lane") as pool:
             results = list(pool.map(run, work))
-    scan = _combine(target, settings.engine, results)
-    scan.sessions = gate.sessions
-    return scan
+    return _combine(target, settings.engine, results)
+
+
+def certificate_for(target: TlsTarget, settings: ProbeSettings, gate: AddressGate,
+                    scan: EngineScan) -> tuple[list[str], str | None]:
+    """The certificate chain (PEM, leaf first) the address of ``scan`` presents to ``target``'s
+    name (SNI), in one session offering what ``scan``'s certificate lane accepted; or no chain
+    and why. SSL 2.0 has no SNI: its chain is the address's, asked again for nothing."""
+    lane = scan.certificate_lane
+    if lane is None:
+        return [], "no handshake to ask for this name's certificate with"
+    if lane.version.label == "SSL 2.0":
+        return scan.chain_pem, None
+    outcome = _attempt(target, settings, lane, scan.certificate_suites, True, gate)
+    if isinstance(outcome, _Accepted) and outcome.chain:
+        return outcome.chain, None
+    reason = getattr(outcome, "reason", None) or "no certificate in the handshake"
+    return [], f"certificate for {target.mx_host}: {reason}"
 
 
 def _combine(target: TlsTarget, engine: Engine, results: list[_LaneResult]) -> EngineScan:
@@ -183,7 +175,13 @@ def _combine(target: TlsTarget, engine: Engine, results: list[_LaneResult]) -> E
             scan.undecided.append(f"{version.label} suites" if accepted else version.label)
         scan.errors.extend(f"{r.lane.name}: {r.error}" for r in mine if r.error)
         # Prefer the newest version's chain, as sslyze's certificate scan does.
-        chain = next((r.chain for r in mine if r.chain), chain)
+        giver = next((r for r in mine if r.chain), None)
+        if giver is not None:
+            chain = giver.chain
+            scan.certificate_lane = giver.lane
+            offered = {a.openssl_name for a in giver.accepted}
+            scan.certificate_suites = tuple(s for s in giver.lane.suites
+                                            if s.openssl_name in offered)
         if engine is Engine.FULL:
             found = [(_suite(r.lane, a), a) for r in mine for a in r.accepted]
             # sslyze's order: by IANA name, descending.
@@ -193,7 +191,11 @@ def _combine(target: TlsTarget, engine: Engine, results: list[_LaneResult]) -> E
     # tls_failed), unless some version is undecided: then its rejections are findings too.
     scan.connected = any(scan.versions.values()) or bool(scan.undecided)
     if chain:
-        _add_certificate(scan, chain)
+        scan.chain_pem = chain
+        facts = certificate_facts(chain, target.mx_host)
+        scan.certificate, scan.chain, scan.trusted_mozilla = (
+            facts.certificate, facts.chain, facts.trusted_mozilla)
+        scan.errors.extend(facts.errors)
     return scan
 
 
@@ -216,16 +218,28 @@ def _mozilla_store() -> TrustStore:
         return TrustStoresRepository.get_default().get_main_store()
 
 
-def _add_certificate(scan: EngineScan, chain: list[str]) -> None:
-    host = scan.target.mx_host
+@dataclass
+class CertificateFacts:
+    """A presented chain judged for one name: its leaf's summary, the chain as DER and whether
+    it validates against the Mozilla store bundled with sslyze."""
+
+    certificate: CertSummary | None = None
+    chain: list[bytes] = field(default_factory=list)
+    trusted_mozilla: bool | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def certificate_facts(chain: list[str], name: str) -> CertificateFacts:
+    """:class:`CertificateFacts` of ``chain`` (PEM, leaf first) for the MX host ``name``."""
+    found = CertificateFacts()
     try:
         leaf = x509.load_pem_x509_certificate(chain[0].encode("ascii"))
     except ValueError as exc:
-        scan.errors.append(f"certificate: does not parse ({exc})")
-        return
-    scan.certificate = summarise(leaf, host)
+        found.errors.append(f"certificate: does not parse ({exc})")
+        return found
+    found.certificate = summarise(leaf, name)
     with contextlib.suppress(ValueError):
-        scan.chain = [x509.load_pem_x509_certificate(pem.encode("ascii")).public_bytes(
+        found.chain = [x509.load_pem_x509_certificate(pem.encode("ascii")).public_bytes(
             serialization.Encoding.DER) for pem in chain]
     with warnings.catch_warnings():
         # The bundled Mozilla store holds a root with a negative serial number; cryptography
@@ -233,8 +247,9 @@ def _add_certificate(scan: EngineScan, chain: list[str]) -> None:
         warnings.filterwarnings("ignore", message="Parsed a serial number which wasn't positive")
         store = _mozilla_store()
         try:
-            validation = store.verify_certificate_chain(chain, DNSName(host))
+            validation = store.verify_certificate_chain(chain, DNSName(name))
         except ValueError as exc:
-            scan.errors.append(f"certificate: cannot be validated ({exc})")
-            return
-    scan.trusted_mozilla = validation.was_validation_successful
+            found.errors.append(f"certificate: cannot be validated ({exc})")
+            return found
+    found.trusted_mozilla = validation.was_validation_successful
+    return found

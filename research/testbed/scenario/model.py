@@ -132,6 +132,55 @@ class Throttle:
         return self.after is not None and connection > self.after
 
 
+class GreetAction(StrEnum):
+    """What postscreen does to a client that talks before its greeting is complete
+    (``postscreen_greet_action``)."""
+
+    DROP = "drop"
+    """Drop the connection at once with ``521 5.7.0`` (Postfix's text)."""
+    IGNORE = "ignore"
+    """Log it and carry on (Postfix's default)."""
+
+
+@dataclass(frozen=True)
+class Anvil:
+    """Per-client limits as Postfix's anvil(8) keeps them for smtpd: connections from one client
+    at once (``smtpd_client_connection_count_limit``) and connection attempts per time unit
+    (``smtpd_client_connection_rate_limit`` per ``anvil_rate_time_unit``). A connection over
+    either is greeted ``421 4.7.0 <host> Error: too many connections from <ip>`` and closed."""
+
+    count_limit: int | None = None
+    rate_limit: int | None = None
+    rate_time_unit: float = 60.0
+    """Seconds; the count of attempts starts over once this long has passed since the first
+    attempt it counts (anvil's fixed window; refused attempts count too)."""
+
+
+@dataclass(frozen=True)
+class Postscreen:
+    """Postfix postscreen's pregreet test (``postscreen_greet_banner``): the greeting's first
+    line ``220-<banner>`` at once, its last line ``220 <banner>`` only after ``greet_wait``
+    seconds; a client that talks in between fails the test. A client that passed is not tested
+    again for ``greet_ttl`` seconds (``postscreen_greet_ttl``)."""
+
+    greet_wait: float = 6.0
+    greet_action: GreetAction = GreetAction.DROP
+    greet_ttl: float = 86400.0
+
+
+@dataclass(frozen=True)
+class SharedLimit:
+    """Per-client limits shared by several addresses, as a provider's edge enforces them across
+    its fleet: connections from one client to any of ``addresses`` at once, and per time unit.
+    Over the limit, the connection is greeted ``421 4.3.2 The maximum number of concurrent
+    server connections has exceeded a limit, closing transmission channel`` (Exchange's text)
+    and closed."""
+
+    name: str
+    addresses: tuple[str, ...]
+    limits: Anvil
+
+
 @dataclass(frozen=True)
 class Host:
     """One MX host: a name, its addresses and how its SMTP server behaves."""
@@ -178,6 +227,17 @@ class Host:
     accept_mail: bool = False
     """Accept MAIL, RCPT and DATA and discard the message (``normal`` hosts only), so that a
     real MTA can complete a delivery; by default every transaction is refused."""
+    anvil: Anvil | None = None
+    postscreen: Postscreen | None = None
+    greet_delay: float | None = None
+    """Seconds the greeting is held back (Sendmail's ``greet_pause``); a client that talks
+    meanwhile is greeted ``554 <host> ESMTP not accepting messages``."""
+
+    def server(self) -> tuple[object, ...]:
+        """What the SMTP server on the host's addresses is, apart from its certificates (the
+        :data:`SERVER_FIELDS`): hosts that share an address must agree on it, since one server
+        answers for all their names."""
+        return tuple(getattr(self, name) for name in SERVER_FIELDS)
 
     @property
     def leaf_names(self) -> tuple[str, ...]:
@@ -204,6 +264,12 @@ class Host:
     def banner(self) -> str:
         """The greeting line the host sends."""
         return self.greeting or f"220 {self.name} ESMTP {self.software}"
+
+
+SERVER_FIELDS = ("behaviour", "starttls", "tls_min", "tls_max", "ciphers", "software", "greeting",
+                 "rtt_ms", "throttle", "flood_bytes", "accept_mail", "anvil", "postscreen",
+                 "greet_delay")
+"""The :class:`Host` fields that describe its server rather than its name."""
 
 
 @dataclass(frozen=True)
@@ -295,6 +361,17 @@ class Scenario:
     """In rank order."""
     rtt_ms: float = 0.0
     """Round-trip delay in milliseconds of every host without its own ``rtt_ms``."""
+    shared_limits: tuple[SharedLimit, ...] = ()
+
+    def hosts_at(self, address: str) -> tuple[Host, ...]:
+        """The hosts whose names point at ``address``, by name; the first one's server answers
+        there (see :meth:`Host.server`)."""
+        return tuple(sorted((h for h in self.hosts if address in h.addresses),
+                            key=lambda h: h.name))
+
+    def addresses(self) -> list[str]:
+        """Every SMTP address, each once, in the order its first host lists it."""
+        return list(dict.fromkeys(ip for h in self.hosts for ip in h.addresses))
 
     def rtt_for(self, host: Host) -> float:
         """The round-trip delay, in milliseconds, that ``host`` answers with."""

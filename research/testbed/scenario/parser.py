@@ -21,9 +21,11 @@ from research.testbed.scenario.model import (
     DNS_SERVING_RECORDS,
     FLOODS,
     IPV6_LOOPBACK,
+    SERVER_FIELDS,
     TLD,
     TLS_VERSION_LABELS,
     TLS_VERSION_NAMES,
+    Anvil,
     Behaviour,
     Certificate,
     CertificateKey,
@@ -32,10 +34,13 @@ from research.testbed.scenario.model import (
     DnssecMode,
     Domain,
     DomainExpect,
+    GreetAction,
     Host,
     MtaSts,
     PolicyServe,
+    Postscreen,
     Scenario,
+    SharedLimit,
     Throttle,
 )
 from research.testbed.scenario.truth import (
@@ -63,7 +68,8 @@ class Parser:
         self.path = path
 
     def scenario(self, raw: Mapping[str, Any]) -> Scenario:
-        _keys(raw, "top level", required={"domains"}, optional={"scenario", "hosts"})
+        _keys(raw, "top level", required={"domains"},
+              optional={"scenario", "hosts", "shared_limits"})
         meta = _table(raw.get("scenario", {}), "[scenario]")
         _keys(meta, "[scenario]", optional={"name", "description", "expect", "rtt_ms"})
         name = _str(meta.get("name", self.path.stem), "scenario.name")
@@ -74,10 +80,14 @@ class Parser:
         _no_duplicates((h.name for h in hosts), "host name")
         _no_duplicates((d.name for d in domains), "domain name")
         _no_duplicates((d.rank for d in domains), "rank")
-        _no_duplicates((ip for h in hosts for ip in h.addresses), "address")
+        _shared_servers(hosts)
         policies = [d.mta_sts for d in domains if d.mta_sts is not None]
-        _no_duplicates([*(ip for h in hosts for ip in h.addresses),
+        _no_duplicates([*dict.fromkeys(ip for h in hosts for ip in h.addresses),
                         *(p.address for p in policies if p.address)], "address")
+        shared = tuple(self.shared_limit(i, r, hosts) for i, r in
+                       enumerate(_list(raw.get("shared_limits", []), "shared_limits")))
+        _no_duplicates((s.name for s in shared), "shared limit name")
+        _no_duplicates((ip for s in shared for ip in s.addresses), "shared-limit address")
         clash = sorted({p.host for p in policies} & {h.name for h in hosts})
         if clash:
             raise Invalid(f"host {clash[0]}: the name is the MTA-STS policy host of a domain")
@@ -91,6 +101,7 @@ class Parser:
             hosts=tuple(hosts),
             domains=tuple(sorted(domains, key=lambda d: d.rank)),
             rtt_ms=rtt_ms,
+            shared_limits=shared,
         )
         self.check_counts(scenario, meta.get("expect"))
         return scenario
@@ -108,7 +119,8 @@ class Parser:
             required={"name", "addresses", "expect"},
             optional={"behaviour", "starttls", "tls_min", "tls_max", "ciphers", "certificate",
                       "software", "greeting", "flood_bytes", "aliases", "accept_mail",
-                      "rtt_ms", "throttle", *_HOST_ENFORCEMENT_KEYS},
+                      "rtt_ms", "throttle", "anvil", "postscreen", "greet_delay",
+                      *_HOST_ENFORCEMENT_KEYS},
         )
         addresses = tuple(_address(a, f"{where}: addresses")
                           for a in _list(raw["addresses"], f"{where}.addresses"))
@@ -166,6 +178,17 @@ class Parser:
                 raise Invalid(f"{where}: flood_bytes must be a positive integer")
         aliases = tuple(_name(a, f"{where}: aliases")
                         for a in _list(raw.get("aliases", []), f"{where}.aliases"))
+        speaks = behaviour not in (Behaviour.DOWN, Behaviour.BLACKHOLE, Behaviour.TARPIT)
+        greeting_keys = {"anvil", "postscreen", "greet_delay"} & raw.keys()
+        if greeting_keys and not speaks:
+            raise Invalid(f"{where}: {sorted(greeting_keys)[0]!r} needs a host that greets")
+        anvil = _anvil(raw["anvil"], f"{where}: anvil") if "anvil" in raw else None
+        postscreen = (_postscreen(raw["postscreen"], f"{where}: postscreen")
+                      if "postscreen" in raw else None)
+        greet_delay = (_seconds(raw["greet_delay"], f"{where}: greet_delay", most=600)
+                       if "greet_delay" in raw else None)
+        if postscreen is not None and greet_delay is not None:
+            raise Invalid(f"{where}: postscreen and greet_delay exclude each other")
 
         host = Host(
             name=name,
@@ -185,6 +208,9 @@ class Parser:
             flood_bytes=flood_bytes,
             aliases=aliases,
             accept_mail=accept_mail,
+            anvil=anvil,
+            postscreen=postscreen,
+            greet_delay=greet_delay,
         )
         host = self.host_enforcement(host, raw, where)
         status, versions, error = self.host_expect(raw["expect"], where)
@@ -209,7 +235,7 @@ class Parser:
 
     def host_enforcement(self, host: Host, raw: Mapping[str, Any], where: str) -> Host:
         """The certificate options and TLSA records of a host (module doc)."""
-        names = tuple(_name(n, f"{where}: certificate_names")
+        names = tuple(_certificate_name(n, f"{where}: certificate_names")
                       for n in _list(raw.get("certificate_names", []),
                                      f"{where}: certificate_names"))
         if "certificate_names" in raw and not names:
@@ -349,6 +375,26 @@ class Parser:
             raise Invalid(f"{where}.content_type must be printable ASCII")
         return MtaSts(domain, txt, address, _str(raw.get("policy", ""), f"{where}.policy"), serve,
                       content_type, certificate)
+
+    @staticmethod
+    def shared_limit(index: int, raw: Any, hosts: list[Host]) -> SharedLimit:
+        where = f"shared_limits[{index}]"
+        raw = _table(raw, where)
+        _keys(raw, where, required={"name", "addresses"},
+              optional={"count_limit", "rate_limit", "rate_time_unit"})
+        name = _str(raw["name"], f"{where}.name")
+        where = f"shared limit {name!r}"
+        addresses = tuple(_address(a, f"{where}: addresses")
+                          for a in _list(raw["addresses"], f"{where}.addresses"))
+        if len(addresses) < 2:
+            raise Invalid(f"{where}: a shared limit needs at least two addresses")
+        known = {ip for h in hosts for ip in h.addresses}
+        stray = [a for a in addresses if a not in known]
+        if stray:
+            raise Invalid(f"{where}: {stray[0]} is no host's address")
+        limits = _anvil({k: v for k, v in raw.items() if k not in ("name", "addresses")},
+                        where)
+        return SharedLimit(name, addresses, limits)
 
     @staticmethod
     def mx_record(raw: Any, where: str) -> tuple[int, str]:
@@ -526,6 +572,62 @@ def _throttle(raw: Any, where: str) -> Throttle:
         # host's status; the ground truth must stay what the rest of the entry says.
         raise Invalid(f"{where}.{key} must be an integer of at least {lowest}")
     return Throttle(**{key: value})
+
+
+def _anvil(raw: Any, where: str) -> Anvil:
+    raw = _table(raw, where)
+    _keys(raw, where, optional={"count_limit", "rate_limit", "rate_time_unit"})
+    if not {"count_limit", "rate_limit"} & raw.keys():
+        raise Invalid(f"{where} needs count_limit, rate_limit or both")
+    count = _positive(raw["count_limit"], f"{where}.count_limit") if "count_limit" in raw else None
+    rate = _positive(raw["rate_limit"], f"{where}.rate_limit") if "rate_limit" in raw else None
+    unit = _seconds(raw.get("rate_time_unit", 60), f"{where}.rate_time_unit", most=3600)
+    if "rate_time_unit" in raw and rate is None:
+        raise Invalid(f"{where}: rate_time_unit without rate_limit")
+    return Anvil(count, rate, unit)
+
+
+def _postscreen(raw: Any, where: str) -> Postscreen:
+    raw = _table(raw, where)
+    _keys(raw, where, optional={"greet_wait", "greet_action", "greet_ttl"})
+    return Postscreen(
+        greet_wait=_seconds(raw.get("greet_wait", 6), f"{where}.greet_wait", most=300),
+        greet_action=_enum(GreetAction, raw.get("greet_action", "drop"),
+                           f"{where}.greet_action"),
+        greet_ttl=_seconds(raw.get("greet_ttl", 86400), f"{where}.greet_ttl", most=10**7))
+
+
+def _positive(raw: Any, where: str) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise Invalid(f"{where} must be a positive integer")
+    return raw
+
+
+def _seconds(raw: Any, where: str, *, most: float) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw <= most:
+        raise Invalid(f"{where} must be a number of seconds above 0, at most {most:g}")
+    return float(raw)
+
+
+def _shared_servers(hosts: list[Host]) -> None:
+    """Hosts that share an address are names of one server: they must describe the same one."""
+    first: dict[str, Host] = {}
+    for host in hosts:
+        for ip in host.addresses:
+            other = first.setdefault(ip, host)
+            if other is host or other.server() == host.server():
+                continue
+            differ = next(f for f in SERVER_FIELDS if getattr(other, f) != getattr(host, f))
+            raise Invalid(f"address {ip} is shared by hosts {other.name} and {host.name}, "
+                          f"which differ in {differ!r}: one server answers for both names")
+
+
+def _certificate_name(raw: Any, where: str) -> str:
+    """A certificate DNS name: a host name, or ``*.`` and one (RFC 6125 §6.4.3 wildcard)."""
+    text = _str(raw, where)
+    if text.startswith("*."):
+        return "*." + _name(text[2:], where)
+    return _name(text, where)
 
 
 def _ciphers(raw: Any, where: str) -> str:
