@@ -29,6 +29,7 @@ has its own, see the README).
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import weakref
@@ -78,6 +79,9 @@ class AddressLimits:
     """The longest the greeting took, seconds."""
     paused_s: float = 0.0
     """Seconds of pauses imposed on it."""
+    parts: int = 0
+    """Parts its TLS enumeration was asked in: one per lane, plus one for each time a lane's
+    remaining suites were split to use an idle connection (each costs one session more)."""
 
     def as_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -184,7 +188,8 @@ class AddressGate:
         self.limits = learned or AddressLimits(concurrency=most)
         self.limits.concurrency = max(1, min(self.limits.concurrency, most))
         self._settings = settings
-        self._provider = provider
+        self.provider = provider
+        """The provider's gate every session also passes, if any."""
         self._clock = clock
         self._cond = threading.Condition()
         self._open = 0
@@ -204,6 +209,8 @@ class AddressGate:
         self.budget_spent = False
         """A time budget ran out (and stays spent for the record, even once extended)."""
         self._out_of_time = False
+        self._answered = (0, 0.0)
+        """(sessions, seconds) of the sessions that got an answer: their mean duration."""
 
     def extend(self, seconds: float) -> None:
         """Give the address ``seconds`` more from now (a further MX name's own budget)."""
@@ -235,7 +242,7 @@ class AddressGate:
                     break
                 wait = (start - now) if now < start else (self.deadline - now)
                 self._cond.wait(max(0.001, wait))
-        if self._provider is not None and not self._provider.acquire(self.deadline):
+        if self.provider is not None and not self.provider.acquire(self.deadline):
             with self._cond:
                 self._open -= 1
                 self._budget_spent()
@@ -258,7 +265,9 @@ class AddressGate:
             self._open -= 1
             now = self._clock()
             if signal is Signal.ANSWERED:
-                self._answered(permit.started)
+                count, seconds = self._answered
+                self._answered = (count + 1, seconds + now - permit.started)
+                self._learn_answered(permit.started)
             elif signal is Signal.SILENT:
                 self.limits.timeouts += 1
                 self._pause(now)
@@ -276,10 +285,10 @@ class AddressGate:
                         self._refused_run = self._run or (permit.started, 1)
                     self._pause(now)
             self._cond.notify_all()
-        if self._provider is not None:
-            self._provider.release()
+        if self.provider is not None:
+            self.provider.release()
 
-    def _answered(self, started: float) -> None:
+    def _learn_answered(self, started: float) -> None:
         self._streak = 0
         if self._refused_run is not None:
             first, count = self._refused_run
@@ -299,6 +308,30 @@ class AddressGate:
         if until > self._paused_until:
             self.limits.paused_s += until - max(now, self._paused_until)
             self._paused_until = until
+
+    def count_parts(self, parts: int) -> None:
+        """Note the parts a TLS enumeration of this address was asked in."""
+        with self._cond:
+            self.limits.parts += parts
+
+    @property
+    def session_s(self) -> float | None:
+        """The mean duration of this address's answered sessions, seconds; None before one."""
+        count, seconds = self._answered
+        return seconds / count if count else None
+
+    def useful_concurrency(self) -> int:
+        """How many sessions to it could be open at once now and all be let through: the
+        concurrency it allows (learned), within its provider's connections and the sessions
+        its provider's rate starts in the time one session takes (more would only wait)."""
+        with self._cond:
+            most = self.limits.concurrency
+        if self.provider is not None:
+            most = min(most, self.provider.connections)
+            session_s = self.session_s
+            if session_s is not None:
+                most = min(most, max(1, math.ceil(session_s / self.provider.interval)))
+        return max(1, most)
 
     def greeted(self, seconds: float | None) -> None:
         if seconds is not None:

@@ -501,6 +501,9 @@ ADDRESSES = _cols(
      "took to let one in again)."),
     ("greeting_s", _FLOAT, "The longest its greeting took to arrive in full, seconds."),
     ("paused_s", _FLOAT, "Seconds it was paused after refusals and timeouts."),
+    ("parts", _INT, "Parts its TLS enumeration was asked in: one per lane (version and "
+     "client), plus one each time a lane's remaining suites were split to use an idle "
+     "connection, which costs one session more (0: no TLS enumeration)."),
     ("budget_spent", _BOOL, "Its time budget (`--host-budget`, extended for each further MX "
      "name) ran out before everything was decided; `hosts.undecided` says what is missing."),
     ("duration_s", _FLOAT, "Wall time from its first session to the end of its probe, seconds."),

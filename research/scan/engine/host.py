@@ -1,12 +1,30 @@
 """The probe engine's scan of one address: every lane, within the sessions the address allows.
 
-A lane is enumerated by iterative removal: offer every suite of the lane, note the one the
-server chooses, remove it and offer the rest, until the server refuses. Every session passes
-the address's gate (:mod:`research.scan.limits`), which learns the address's limits from the
-sessions it refuses; a refused session is tried again when the gate allows, a silent one after
-a pause, up to ``retries`` times in a row. Once the address is given up (silent too often, or
-its time budget spent) no lane opens another session, and what was not decided is reported in
-``undecided``, never as rejected.
+A lane (one TLS version with one of nassl's clients, :mod:`research.scan.engine.lanes`) is
+enumerated by iterative removal: offer every suite of the lane, note the one the server
+chooses, remove it and offer the rest, until the server refuses. That is a chain of sessions,
+one after another, and the TLS 1.2 lanes are long ones: run lane by lane, an address's time
+is its longest lane, however many connections it may have open.
+
+So a lane's remaining suites can be split into *parts*, each enumerated by iterative removal
+on its own: the server accepts from a part exactly the suites of it that it would accept from
+the whole, so the union of the parts' accepted suites is the lane's, at the cost of one more
+refusing session per extra part. Up to ``per_host_connections`` workers take parts (the lanes,
+longest first); a running part gives every other one of its remaining suites to a new part
+only while a worker is idle with nothing else waiting, it is the running part with the most
+suites left, and the address would let one more session be open and let through: the
+concurrency its gate has learned, its provider's connections, and the sessions its provider's
+rate starts in the time one session takes (:meth:`AddressGate.useful_concurrency`). A host's
+time then approaches its sessions ÷ the connections it may have open × one session's time.
+Versions mode stops a lane at its first accepted suite and SSL 2.0 answers a lane in one
+session: neither is split; nor is anything with ``per_host_connections`` of 1 (one session
+after another). :attr:`EngineScan.parts` says how many parts were asked.
+
+Every session passes the address's gate (:mod:`research.scan.limits`), which learns the
+address's limits from the sessions it refuses; a refused session is tried again when the gate
+allows, a silent one after a pause, up to ``retries`` times in a row. Once the address is given
+up (silent too often, or its time budget spent) no part opens another session, and what was
+not decided is reported in ``undecided``, never as rejected.
 """
 
 from __future__ import annotations
@@ -60,6 +78,9 @@ class EngineScan(TlsScan):
     offers (:func:`certificate_for`)."""
     chain_pem: list[str] = field(default_factory=list)
     """The chain as presented (PEM, leaf first)."""
+    parts: int = 0
+    """Parts the enumeration was asked in: one per lane, plus one per split (module doc);
+    each part beyond the lanes cost one session more than enumerating its lane whole."""
 
 
 @dataclass
@@ -72,13 +93,107 @@ class _LaneResult:
     error: str | None = None
 
 
-def _run_lane(target: TlsTarget, settings: ProbeSettings, lane: Lane,
-              gate: AddressGate) -> _LaneResult:
-    result = _LaneResult(lane)
-    remaining = list(lane.suites)
+@dataclass
+class _Part:
+    """Some of a lane's suites, enumerated by iterative removal on their own."""
+
+    lane: Lane
+    remaining: list[CipherSuite]
+    result: _LaneResult
+    """What the part found, merged into its lane's result when it ends."""
+
+
+class _Parts:
+    """The parts of one scan waiting for a connection, and the workers running them (module
+    doc): a running part gives half of its remaining suites to an idle worker while nothing
+    else waits and the address would let one more session be open."""
+
+    def __init__(self, work: Sequence[Lane], workers: int, gate: AddressGate,
+                 split: bool) -> None:
+        self._cond = threading.Condition()
+        self._waiting = [_Part(lane, list(lane.suites), _LaneResult(lane)) for lane in work]
+        self._running: list[_Part] = []
+        self._workers = workers
+        self._gate = gate
+        self._split = split
+        self._found: dict[Lane, list[_LaneResult]] = {
+            part.lane: [part.result] for part in self._waiting}
+        self.asked = len(self._waiting)
+        """Parts asked: one per lane, one more per split."""
+
+    def take(self) -> _Part | None:
+        """The next part to run, waiting while a running part may still give one; None when
+        every part is done."""
+        with self._cond:
+            while True:
+                if self._waiting:
+                    part = self._waiting.pop(0)
+                    self._running.append(part)
+                    return part
+                if not self._running:
+                    return None
+                self._cond.wait()
+
+    def want_chain(self, lane: Lane) -> bool:
+        """No part of ``lane`` has the certificate chain yet."""
+        with self._cond:
+            return not any(found.chain for found in self._found[lane])
+
+    def maybe_split(self, part: _Part) -> None:
+        """Give half of ``part``'s remaining suites to an idle worker, if one is idle, no other
+        part waits, ``part`` is the running part with the most suites left, and the address
+        (and its provider) would let one more session be open at once."""
+        if not self._split or len(part.remaining) < 2 or part.lane.version.label == "SSL 2.0":
+            # One SSL 2.0 SERVER-HELLO lists every cipher the server shares: nothing to split.
+            return
+        with self._cond:
+            if self._waiting or len(self._running) >= self._workers:
+                return
+            if any(len(p.remaining) > len(part.remaining) for p in self._running):
+                return
+        allowed = self._gate.useful_concurrency()  # outside our lock: it takes the gate's
+        with self._cond:
+            if self._waiting or len(self._running) >= min(self._workers, allowed):
+                return
+            # Every other suite, so that both halves keep a share of the lane's kinds of suite
+            # (sorted by name, a server's accepted suites sit together).
+            given = part.remaining[1::2]
+            part.remaining[:] = part.remaining[::2]
+            given_part = _Part(part.lane, given, _LaneResult(part.lane))
+            self._waiting.append(given_part)
+            self._found[part.lane].append(given_part.result)
+            self.asked += 1
+            self._cond.notify_all()
+
+    def done(self, part: _Part) -> None:
+        with self._cond:
+            self._running.remove(part)
+            self._cond.notify_all()
+
+    def results(self) -> list[_LaneResult]:
+        """Each lane's parts merged: the union of what they accepted; decided if every part
+        was; the first chain and the first error."""
+        merged = []
+        for lane, found in self._found.items():
+            result = _LaneResult(lane, decided=all(f.decided for f in found))
+            for one in found:
+                result.accepted.extend(one.accepted)
+                result.chain = result.chain or one.chain
+                result.error = result.error or one.error
+            merged.append(result)
+        return merged
+
+
+def _run_part(target: TlsTarget, settings: ProbeSettings, part: _Part, parts: _Parts,
+              gate: AddressGate) -> None:
+    """Iterative removal over ``part``'s suites: its result says what it found."""
+    lane, result, remaining = part.lane, part.result, part.remaining
     by_name = {s.openssl_name: s for s in lane.suites}
     while remaining:
-        outcome = _attempt(target, settings, lane, remaining, not result.chain, gate)
+        if settings.engine is not Engine.VERSIONS:
+            parts.maybe_split(part)
+        want_chain = not result.chain and parts.want_chain(lane)
+        outcome = _attempt(target, settings, lane, remaining, want_chain, gate)
         if isinstance(outcome, _Ssl2Hello):
             offered = {s.openssl_name for s in remaining}
             result.accepted = [_Accepted(name, None, []) for name in outcome.openssl_names
@@ -89,7 +204,7 @@ def _run_lane(target: TlsTarget, settings: ProbeSettings, lane: Lane,
             suite = by_name.get(outcome.openssl_name)
             if suite is None or suite not in remaining:
                 result.error = f"server chose {outcome.openssl_name}, which was not offered"
-                return result
+                return
             remaining.remove(suite)
             result.accepted.append(outcome)
             result.chain = result.chain or outcome.chain
@@ -99,10 +214,8 @@ def _run_lane(target: TlsTarget, settings: ProbeSettings, lane: Lane,
             break
         else:
             result.error = outcome.reason
-            return result
+            return
     result.decided = True
-    return result
-
 
 def _attempt(target: TlsTarget, settings: ProbeSettings, lane: Lane,
              offered: Sequence[CipherSuite], want_chain: bool, gate: AddressGate) -> _Outcome:
@@ -132,18 +245,30 @@ def scan_host(target: TlsTarget, settings: ProbeSettings, gate: AddressGate) -> 
     Raises ValueError for the ``sslyze`` engine, which this function does not run.
     """
     work = lanes(settings.engine)
+    # Versions mode stops a lane at its first accepted suite: a part would only add a session.
+    split = settings.engine is not Engine.VERSIONS and settings.per_host_connections > 1
+    workers = max(1, settings.per_host_connections if split
+                  else min(settings.per_host_connections, len(work)))
+    parts = _Parts(work, workers, gate, split)
 
-    def run(lane: Lane) -> _LaneResult:
-        return _run_lane(target, settings, lane, gate)
+    def worker() -> None:
+        while (part := parts.take()) is not None:
+            try:
+                _run_part(target, settings, part, parts, gate)
+            finally:
+                parts.done(part)
 
-    if settings.per_host_connections <= 1:
-        results = [run(lane) for lane in work]
+    if workers == 1:
+        worker()
     else:
-        # As many lanes at once as the survey allows an address; the gate may allow fewer.
-        with ThreadPoolExecutor(max_workers=min(settings.per_host_connections, len(work)),
-                                thread_name_prefix="lane") as pool:
-            results = list(pool.map(run, work))
-    return _combine(target, settings.engine, results)
+        # As many parts at once as the survey allows an address; the gate may allow fewer.
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lane") as pool:
+            for running in [pool.submit(worker) for _ in range(workers)]:
+                running.result()
+    scan = _combine(target, settings.engine, parts.results())
+    scan.parts = parts.asked
+    gate.count_parts(parts.asked)
+    return scan
 
 
 def certificate_for(target: TlsTarget, settings: ProbeSettings, gate: AddressGate,
