@@ -14,12 +14,20 @@ Every connection of an SMTP listener goes through a :class:`Connection`, so ever
   wait, and a client that talks meanwhile dropped with ``521``) and Sendmail's ``greet_pause``
   (the greeting held back; a client that talks meanwhile greeted ``554``);
 - :class:`DelayedTransport` holds every write of the server back by the round-trip time, in
-  order, and the close behind them. The host's protocol is handed this transport instead of the
-  socket's, and when aiosmtpd's STARTTLS hands the connection to an ``SSLProtocol`` the
-  :class:`Connection` keeps its place on the socket and feeds it, so all of the above still
-  applies and the connection's end is still seen. Reads are not delayed: the server answers at
-  once, and the answer reaches the client one round trip after its request, which is what a
-  client at that distance sees.
+  order, and the close or abort behind them. The host's protocol is handed this transport
+  instead of the socket's, and when aiosmtpd's STARTTLS hands the connection to an
+  ``SSLProtocol`` the :class:`Connection` keeps its place on the socket and feeds it, so all of
+  the above still applies and the connection's end is still seen. Reads are not delayed: the
+  server answers at once, and the answer reaches the client one round trip after its request,
+  which is what a client at that distance sees.
+
+  The TCP handshake's own round trip is modelled too: on loopback the client's ``connect()``
+  returns at once, but at that distance it returns one round trip later and the greeting
+  arrives one more round trip after that. So nothing the server writes reaches the client
+  sooner than two round trips after the connection was made (a mail server speaks first: a
+  client only waits for the greeting, so that is all the connect's round trip changes). A
+  handshake the server refuses (an alert, then the connection aborted by ``SSLProtocol``) costs
+  the client its round trip as well: the abort waits behind the alert.
 """
 
 from __future__ import annotations
@@ -147,6 +155,10 @@ class Shaping:
         return lambda: Connection(self, factory)
 
 
+_ABORT = b"abort"
+"""The queue's marker for an abort (compared by identity, never written)."""
+
+
 class DelayedTransport(asyncio.Transport):
     """A server-side transport whose writes (and close) reach the wire ``delay`` seconds late
     (at once for 0); the :class:`Connection` it belongs to is told when the server ends it."""
@@ -157,8 +169,12 @@ class DelayedTransport(asyncio.Transport):
         self._delay = delay
         self._owner = owner
         self._loop = asyncio.get_running_loop()
-        # (due time, bytes); None as bytes closes, b"" after write_eof() sends EOF.
+        # (due time, bytes); None as bytes closes, _ABORT aborts, b"" after write_eof() sends
+        # EOF.
         self._queue: deque[tuple[float, bytes | None]] = deque()
+        self._not_before = self._loop.time() + delay
+        """The connect's round trip: nothing leaves before the client's connect() would have
+        returned (module doc)."""
         self._queued_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
         self._closing = False
@@ -195,14 +211,17 @@ class DelayedTransport(asyncio.Transport):
                 self._enqueue(None)
 
     def abort(self) -> None:
+        # What is queued is on its way (it left the server); the reset follows it.
         self._owner.ended()
         self._closing = True
-        self._queue.clear()
-        self._queued_bytes = 0
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._inner.abort()
+        if self._delay <= 0 and not self._queue:
+            self._inner.abort()
+        else:
+            self._enqueue(_ABORT)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        # What SSLProtocol calls on a failed handshake, after writing its alert.
+        self.abort()
 
     def is_closing(self) -> bool:
         return self._closing or self._inner.is_closing()
@@ -211,7 +230,7 @@ class DelayedTransport(asyncio.Transport):
         return self._queued_bytes + self._inner.get_write_buffer_size()
 
     def _enqueue(self, item: bytes | None) -> None:
-        self._queue.append((self._loop.time() + self._delay, item))
+        self._queue.append((max(self._loop.time(), self._not_before) + self._delay, item))
         self._queued_bytes += len(item or b"")
         if self._timer is None:
             self._timer = self._loop.call_at(self._queue[0][0], self._flush)
@@ -224,7 +243,9 @@ class DelayedTransport(asyncio.Transport):
             self._queued_bytes -= len(item or b"")
             if self._inner.is_closing():
                 continue
-            if item is None:
+            if item is _ABORT:
+                self._inner.abort()
+            elif item is None:
                 self._inner.close()
             elif item:
                 self._inner.write(item)

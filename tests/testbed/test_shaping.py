@@ -121,6 +121,44 @@ def test_far_host_answers_a_round_trip_late_and_still_works(shaped_path: Path) -
     assert set(near) == set(far)
 
 
+def test_the_connect_costs_its_round_trip_too(shaped_path: Path) -> None:
+    # At 150 ms the client's connect() returns after one round trip and the greeting arrives
+    # one more after that: two before the greeting, however soon loopback connects.
+    with Testbed.start(shaped_path) as tb:
+        start = time.monotonic()
+        with socket.create_connection(("127.0.202.2", tb.smtp_port), timeout=10) as sock:
+            assert read_reply(sock).startswith(b"220 ")
+            waited = time.monotonic() - start
+            sock.sendall(b"QUIT\r\n")
+            assert read_reply(sock).startswith(b"221")
+    assert waited >= 2 * 0.15, waited
+
+
+def test_a_refused_handshake_costs_a_round_trip(shaped_path: Path) -> None:
+    # The far host has an RSA certificate: a client offering only an ECDSA suite is refused,
+    # and learns it a round trip after its ClientHello, as on a real network (the server's
+    # abort travels like its writes, instead of overtaking them).
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")
+    with Testbed.start(shaped_path) as tb:
+        with socket.create_connection(("127.0.202.2", tb.smtp_port), timeout=10) as sock:
+            assert read_reply(sock).startswith(b"220 ")
+            sock.sendall(b"EHLO client.test\r\n")
+            assert read_reply(sock).startswith(b"250")
+            sock.sendall(b"STARTTLS\r\n")
+            assert read_reply(sock).startswith(b"220")
+            start = time.monotonic()
+            with pytest.raises(ssl.SSLError) as refused:
+                ctx.wrap_socket(sock, server_hostname="x")
+            waited = time.monotonic() - start
+        stats = tb.stats()[("mx.far.test", "127.0.202.2")]
+    assert waited >= 0.15, (waited, refused.value)
+    assert stats.tls_handshakes == 0
+
+
 def test_start_overrides_the_scenario_wide_delay(shaped_path: Path) -> None:
     with Testbed.start(shaped_path, rtt_ms=120) as tb:
         near = _timed_session("127.0.202.1", tb.smtp_port)
