@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast lint typecheck pytest report testbed bench bench-concentrated dist clean
+.PHONY: install demo test test-fast lint typecheck pytest report testbed bench bench-hosts bench-concentrated dist clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ pytest: $(STAMP)
 ## generated hosts. Takes about a quarter of an hour; see benchmarks/README.md.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+## The per-host benchmark: five hosts of five providers at 50 ms, our survey CLI beside sslyze's
+## (a couple of minutes); writes benchmarks/hosts.json, see benchmarks/README.md.
+bench-hosts: $(STAMP)
+	$(BIN)/python benchmarks/run.py --hosts --json benchmarks/hosts.json
 
 ## The politeness benchmark: a generated list of 10,000 domains on about 1,000 addresses
 ## (Zipf-sized providers, shared pools): DNS, the survey, and the sslyze path beside it on its

@@ -44,6 +44,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
 Answers = dict[str, dict[str, Any]]
 """Per ``host ip``: ``versions`` (accepted labels), ``suites`` (``label cipher``), ``cert``."""
@@ -601,7 +602,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dns-concurrency", type=lambda t: [int(x) for x in t.split(",")],
                         default=[10, 32], help="DNS lookups in flight to compare")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument("--hosts", action="store_true",
+                        help="run the per-host benchmark instead (benchmarks/hosts.py: five "
+                        "hosts, ours beside sslyze's CLI; --rtt-ms, --timeout and --json apply)")
     args = parser.parse_args(argv)
+    if args.hosts:
+        from hosts import main as hosts_main
+
+        return hosts_main(["--rtt-ms", f"{args.rtt_ms:g}", "--timeout", f"{args.timeout:g}",
+                           *(["--json", str(args.json)] if args.json else [])])
     _init_labels()
     work = Path(tempfile.mkdtemp(prefix="starttls-bench-"))
     concentrated = None
