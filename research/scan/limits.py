@@ -79,6 +79,8 @@ class AddressLimits:
     """The longest the greeting took, seconds."""
     paused_s: float = 0.0
     """Seconds of pauses imposed on it."""
+    session_s: float | None = None
+    """The mean duration of its sessions that got an answer, seconds (this run's)."""
     parts: int = 0
     """Parts its TLS enumeration was asked in: one per lane, plus one for each time a lane's
     remaining suites were split to use an idle connection (each costs one session more)."""
@@ -210,7 +212,7 @@ class AddressGate:
         """A time budget ran out (and stays spent for the record, even once extended)."""
         self._out_of_time = False
         self._answered = (0, 0.0)
-        """(sessions, seconds) of the sessions that got an answer: their mean duration."""
+        """(sessions, seconds) of this run's sessions that got an answer."""
 
     def extend(self, seconds: float) -> None:
         """Give the address ``seconds`` more from now (a further MX name's own budget)."""
@@ -267,6 +269,7 @@ class AddressGate:
             if signal is Signal.ANSWERED:
                 count, seconds = self._answered
                 self._answered = (count + 1, seconds + now - permit.started)
+                self.limits.session_s = self._answered[1] / self._answered[0]
                 self._learn_answered(permit.started)
             elif signal is Signal.SILENT:
                 self.limits.timeouts += 1
@@ -314,21 +317,14 @@ class AddressGate:
         with self._cond:
             self.limits.parts += parts
 
-    @property
-    def session_s(self) -> float | None:
-        """The mean duration of this address's answered sessions, seconds; None before one."""
-        count, seconds = self._answered
-        return seconds / count if count else None
-
     def useful_concurrency(self) -> int:
         """How many sessions to it could be open at once now and all be let through: the
         concurrency it allows (learned), within its provider's connections and the sessions
         its provider's rate starts in the time one session takes (more would only wait)."""
         with self._cond:
-            most = self.limits.concurrency
+            most, session_s = self.limits.concurrency, self.limits.session_s
         if self.provider is not None:
             most = min(most, self.provider.connections)
-            session_s = self.session_s
             if session_s is not None:
                 most = min(most, max(1, math.ceil(session_s / self.provider.interval)))
         return max(1, most)

@@ -501,6 +501,8 @@ ADDRESSES = _cols(
      "took to let one in again)."),
     ("greeting_s", _FLOAT, "The longest its greeting took to arrive in full, seconds."),
     ("paused_s", _FLOAT, "Seconds it was paused after refusals and timeouts."),
+    ("session_s", _FLOAT, "The mean duration of its sessions that got an answer (the probe's "
+     "and the TLS enumeration's), seconds."),
     ("parts", _INT, "Parts its TLS enumeration was asked in: one per lane (version and "
      "client), plus one each time a lane's remaining suites were split to use an idle "
      "connection, which costs one session more (0: no TLS enumeration)."),

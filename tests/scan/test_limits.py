@@ -172,18 +172,18 @@ def test_useful_concurrency_is_what_the_address_and_its_provider_let_through() -
     provider = ProviderGate(connections=3, rate=10.0, clock=lambda: now[0])
     gate = AddressGate(settings(per_host_connections=5), provider, clock=lambda: now[0])
     # Before any session is timed: the address's 5, within the provider's 3 connections.
-    assert gate.session_s is None and gate.useful_concurrency() == 3
+    assert gate.limits.session_s is None and gate.useful_concurrency() == 3
     # Sessions of 0.25 s at 10 starts a second: 2.5 open on average, so 3 can be let through.
     permit = acquired(gate)
     now[0] += 0.25
     permit.release(Signal.ANSWERED)
-    assert gate.session_s == 0.25 and gate.useful_concurrency() == 3
+    assert gate.limits.session_s == 0.25 and gate.useful_concurrency() == 3
     # Sessions of 0.15 s: 2 at once are as many as the rate lets start.
     now[0] += 1.0
     permit = acquired(gate)
     now[0] += 0.05
     permit.release(Signal.ANSWERED)
-    assert gate.session_s == pytest.approx(0.15) and gate.useful_concurrency() == 2
+    assert gate.limits.session_s == pytest.approx(0.15) and gate.useful_concurrency() == 2
     # Refusals while another was open halve what the address allows, 5 → 2 → 1: that binds.
     for allowed in (2, 1):
         now[0] += 1.0
