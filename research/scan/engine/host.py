@@ -190,8 +190,7 @@ def _run_part(target: TlsTarget, settings: ProbeSettings, part: _Part, parts: _P
     lane, result, remaining = part.lane, part.result, part.remaining
     by_name = {s.openssl_name: s for s in lane.suites}
     while remaining:
-        if settings.engine is not Engine.VERSIONS:
-            parts.maybe_split(part)
+        parts.maybe_split(part)
         want_chain = not result.chain and parts.want_chain(lane)
         outcome = _attempt(target, settings, lane, remaining, want_chain, gate)
         if isinstance(outcome, _Ssl2Hello):
