@@ -91,7 +91,12 @@ class AddressQueue:
 
     @property
     def running(self) -> int:
+        """Tasks started and not yet handed back: at most ``window``."""
         return len(self._running)
+
+    def running_of(self, provider: str) -> int:
+        """Tasks of ``provider`` started and not yet handed back: at most its cap."""
+        return self._waiting.running_of(provider)
 
     def add(self, work: AddressWork) -> None:
         """Queue ``work``; it starts at once if the window and its provider have room."""
@@ -200,6 +205,9 @@ class _ProviderQueue:
                 self._running[provider] = self._running.get(provider, 0) + 1
                 return work
         return None
+
+    def running_of(self, provider: str) -> int:
+        return self._running.get(provider, 0)
 
     def finished(self, provider: str) -> None:
         self._running[provider] -= 1

@@ -1,18 +1,26 @@
 """The survey runner: domains → MX → (MX host, IP) targets → addresses → SMTP probe → TLS scan.
 
+A stream, not phases: each piece of work starts as soon as what it needs is known. A domain's
+MX answer starts its MX names' address lookups at once; an address is probed as soon as an
+answer names it; a domain's MTA-STS, TLS-RPT and MX DNSSEC lookups and its MX names' TLSA
+lookups (:mod:`research.scan.lookups`) run beside the probes. Nothing waits for the slowest
+domain of a phase. Domains are read from the list only while the work in flight is below a
+bound, so memory does not grow with the list.
+
 Each address is probed once however many MX names and domains share it
-(:mod:`research.scan.address`). Every finished domain, address lookup, host and address probe
-is appended to the raw log at once, so ``resume=True`` skips all finished work and starts the
-unfinished addresses from the limits they were learned to have; an interrupt (Ctrl-C, SIGTERM
-through the CLI) still records what the addresses being probed had taught and writes the
-tables of what finished. Names and addresses on the opt-out list are recorded as ``opted_out``
-and never contacted. Then come the enforcement lookups (:mod:`research.scan.lookups`):
-MTA-STS, TLS-RPT and MX DNSSEC per domain, TLSA per MX host, logged the same way.
+(:mod:`research.scan.address`); a name that points at it only once its probe has started is a
+follow-up of the address (one session for that name's certificate), so N names still cost one
+enumeration and at most N−1 sessions. Every finished domain, address lookup, host and address
+probe is appended to the raw log at once, so ``resume=True`` skips all finished work and starts
+the unfinished addresses from the limits they were learned to have; an interrupt (Ctrl-C,
+SIGTERM through the CLI) still records what the addresses being probed had taught and writes
+the tables of what finished. Names and addresses on the opt-out list are recorded as
+``opted_out`` and never contacted.
 
 The TLS scan is this project's engine (:mod:`research.scan.engine`: ``full`` or ``versions``), one
-task per address on local threads or a caller's executor (:mod:`research.scan.dispatch`), or,
-with ``engine="sslyze"``, sslyze's own per-suite scan of each (MX host, IP)
-(:mod:`research.scan.engine.sslyze`) for cross-checks.
+task per address on local threads or a caller's executor (:class:`research.scan.dispatch.
+AddressQueue`), or, with ``engine="sslyze"``, sslyze's own per-suite scan of each (MX host, IP)
+(:mod:`research.scan.engine.sslyze`) for cross-checks, after the stream.
 """
 
 from __future__ import annotations
