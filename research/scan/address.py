@@ -198,10 +198,9 @@ def follow_up(work: FollowUp, settings: ProbeSettings) -> AddressOutcome:
 
 def address_record(task: AddressTask, limits: AddressLimits, *, budget_spent: bool,
                    duration_s: float | None, finished: bool) -> Record:
-    """The ``address_probe`` record of ``task``: what probing it cost and learned. Its names
-    are those an earlier run's record of it named (resumed) and then the task's."""
-    earlier = (task.learned or {}).get("mx_hosts") or []
-    names = list(dict.fromkeys([*earlier, *task.names]))
+    """The ``address_probe`` record of ``task``: what probing it cost and learned. Its names,
+    in name order, are the task's and those an earlier run's record of it named (resumed)."""
+    names = sorted({*((task.learned or {}).get("mx_hosts") or []), *task.names})
     return {"kind": RecordKind.ADDRESS_PROBE.value, "ip": task.ip, "port": task.port,
             "provider": task.provider, "mx_hosts": names, **limits.as_record(),
             "budget_spent": budget_spent, "duration_s": duration_s, "finished": finished,

@@ -495,7 +495,7 @@ class _Run:
         key = (ip, self.port)
         queued = self.addresses.waiting(ip, self.port)
         if queued is not None:
-            names = (*queued.names, host)
+            names = tuple(sorted((*queued.names, host)))
             task = replace(queued, names=names, provider=_provider(names))
             self.addresses.replace(task)
             self.tasks[key] = task

@@ -112,7 +112,7 @@ class DnsMode(StrEnum):
     probe, so that what a survey does before it has the answer can be seen."""
 
 
-SLOW_ANSWER_S = 2.0
+SLOW_ANSWER_S = 4.0
 """How late a ``slow`` name's answers come, seconds (below any query timeout the tests use)."""
 
 
