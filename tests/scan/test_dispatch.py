@@ -144,5 +144,5 @@ def test_a_task_that_raises_is_passed_on(testbed: Testbed) -> None:
 
 
 def test_what_is_no_executor_is_refused(testbed: Testbed) -> None:
-    with pytest.raises(InputError, match="not a concurrent.futures.Executor"):
+    with pytest.raises(InputError, match=r"not a concurrent\.futures\.Executor"):
         AddressQueue(_settings(testbed), window=WINDOW, executor=object())
