@@ -214,9 +214,9 @@ def _entry_key(entry: DomainInput) -> tuple[int, str]:
 
 WAKE_S = 1.0
 """Longest the stream's loop sleeps: how soon Ctrl-C or SIGTERM is handled at the latest."""
-IN_FLIGHT_PER_WORKER = 4
-"""Domains are taken from the list while the DNS and lookup work in flight is below this many
-per worker thread: enough to keep every worker busy, and no more in memory."""
+LOOKUPS_PER_WORKER = 4
+"""Domains are taken from the list while the policy and TLSA lookups waiting or running are
+below this many per lookup thread: enough to keep every thread busy, and no more in memory."""
 
 
 class _Stage(Enum):
@@ -264,8 +264,8 @@ class _Run:
         self.sslyze = settings.probe.engine is Engine.SSLYZE
         self.events: queue.SimpleQueue[tuple[_Stage, Future[Any]]] = queue.SimpleQueue()
         """Work finished, from whichever thread finished it: the stream's completion queue."""
-        self.in_flight = 0
-        """DNS and lookup work submitted and not yet handled (address probes not counted)."""
+        self.in_flight: Counter[_Stage] = Counter()
+        """Work of each stage submitted and not yet handled (address probes not counted)."""
         self.addresses: dispatch.AddressQueue | None = None
         self._bars: dict[_Stage, Any] = {}
         self.hosts_seen: set[str] = set()
@@ -339,8 +339,10 @@ class _Run:
         :mod:`research.scan.address`). Everything finishes into one completion queue that the
         calling (main) thread empties, waking at least every :data:`WAKE_S` seconds so that a
         signal is handled promptly; only this thread writes the raw log. Domains are taken from
-        the list only while the DNS and lookup work in flight is below a bound, so memory grows
-        with the work in flight and the distinct names and addresses, not with the list.
+        the list only while fewer MX lookups than ``dns_concurrency`` are in flight (an address
+        lookup waits behind at most those) and the policy and TLSA lookups are below a bound, so
+        memory grows with the work in flight and the distinct names and addresses, not with the
+        list.
         """
         settings = self.settings
         self.dns_pool = ThreadPoolExecutor(max_workers=settings.dns_concurrency,
@@ -351,7 +353,7 @@ class _Run:
             self.addresses = dispatch.AddressQueue(
                 settings.probe, window=settings.concurrency, executor=self.executor,
                 notify=lambda future: self.events.put((_Stage.PROBE, future)))
-        bound = IN_FLIGHT_PER_WORKER * (settings.dns_concurrency + settings.concurrency)
+        lookups = LOOKUPS_PER_WORKER * settings.concurrency
         todo = (e for e in entries if _entry_key(e) not in self.done.domains)
         self._bars = {stage: self._bar(0, stage.value) for stage in _Stage
                       if not (self.sslyze and stage is _Stage.PROBE)}
@@ -361,13 +363,15 @@ class _Run:
             for record in list(self.done.domains.values()):
                 self._domain(record)
             while True:
-                while more and self.in_flight < bound:
+                while more and (self.in_flight[_Stage.MX] < settings.dns_concurrency
+                                and self.in_flight[_Stage.POLICY] + self.in_flight[_Stage.TLSA]
+                                < lookups):
                     entry = next(todo, None)
                     if entry is None:
                         more = False
                         break
                     self._submit(self.dns_pool, _Stage.MX, self._resolve_domain, entry)
-                if not more and not self.in_flight and not self._probing():
+                if not more and not self.in_flight.total() and not self._probing():
                     break
                 try:
                     stage, future = self.events.get(timeout=WAKE_S)
@@ -396,7 +400,7 @@ class _Run:
     def _submit(self, pool: ThreadPoolExecutor, stage: _Stage, work: Callable[[T], Record],
                 item: T) -> None:
         future = pool.submit(work, item)
-        self.in_flight += 1
+        self.in_flight[stage] += 1
         if stage is not _Stage.MX:
             self._grow(stage)
         future.add_done_callback(lambda f: self.events.put((stage, f)))
@@ -413,7 +417,7 @@ class _Run:
             work, outcome = self.addresses.finished(future)
             self._probed(work, outcome)
         else:
-            self.in_flight -= 1
+            self.in_flight[stage] -= 1
             record = future.result()
             self.append(record)
             if stage is _Stage.MX:
@@ -442,7 +446,7 @@ class _Run:
                 pending.waiting += 1
             if mail and host not in self.done.tlsa and host not in self.tlsa_asked:
                 self.tlsa_asked.add(host)
-                self._submit(self.dns_pool, _Stage.TLSA, self._tlsa, host)
+                self._submit(self.lookup_pool, _Stage.TLSA, self._tlsa, host)
         if not pending.waiting:
             self._note_aliases(record)
 
