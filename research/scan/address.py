@@ -6,7 +6,7 @@ pool of shared addresses. What a server does before TLS cannot depend on the nam
 looked up — only the certificate can, through SNI — so the address is the unit of probing:
 
 1. the SMTP probe and the TLS enumeration (versions, accepted suites, certificate) run once,
-   with the first MX name (in name order);
+   with the first (in name order) of the MX names known when it starts;
 2. each further name costs at most one session: a handshake with SNI set to that name, for its
    own certificate and name verdicts; where no handshake works there is nothing to ask by name,
    and it costs none.
@@ -126,15 +126,10 @@ def run_work(work: AddressWork, settings: ProbeSettings) -> AddressOutcome:
     return probe_address(work, settings)
 
 
-def survey_address(task: AddressTask, settings: ProbeSettings) -> list[Record]:
-    """Probe ``task``'s address for all its names; its ``host`` records, then its
-    ``address_probe`` record. Runs wherever the executor puts it. Never raises for what the
-    server does."""
-    return probe_address(task, settings).records
-
-
 def probe_address(task: AddressTask, settings: ProbeSettings) -> AddressOutcome:
-    """:func:`survey_address`, with the address as known afterwards."""
+    """Probe ``task``'s address for all its names: its ``host`` records, then its
+    ``address_probe`` record, and the address as known afterwards. Runs wherever the executor
+    puts it. Never raises for what the server does."""
     trust = trust_for(settings.trust_ca)
     provider = PROVIDERS.get(task.survey, task.provider, settings)
     learned = (AddressLimits.from_record(task.learned, settings.per_host_connections)
