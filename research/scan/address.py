@@ -157,9 +157,25 @@ def probe_address(task: AddressTask, settings: ProbeSettings) -> AddressOutcome:
         last = address_record(task, gate.limits, budget_spent=gate.budget_spent,
                               duration_s=time.monotonic() - gate.started, finished=True)
         records.append(last)
-        return AddressOutcome(records, KnownAddress(task, base, scan, last))
+        return AddressOutcome(records, KnownAddress(task, _kept_record(base), _kept_scan(scan),
+                                                    last))
     finally:
         unregister(task.survey, task.ip, task.port)
+
+
+def _kept_record(base: Record) -> Record:
+    """What a follow-up needs of the full name's record: all but its certificate rows, which
+    every further name replaces with its own (kept per address, so small matters)."""
+    return {k: v for k, v in base.items() if k != "certificates"}
+
+
+def _kept_scan(scan: EngineScan | None) -> EngineScan | None:
+    """What a follow-up needs of the scan (:func:`certificate_for`): the certificate lane, its
+    accepted suites and the chain, not the findings."""
+    if scan is None:
+        return None
+    return EngineScan(target=scan.target, certificate_lane=scan.certificate_lane,
+                      certificate_suites=scan.certificate_suites, chain_pem=scan.chain_pem)
 
 
 def follow_up(work: FollowUp, settings: ProbeSettings) -> AddressOutcome:
