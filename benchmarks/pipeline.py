@@ -117,6 +117,8 @@ def size_part(args: argparse.Namespace, domains_n: int, work: Path) -> dict[str,
                 "timeout": args.timeout, "trust_ca": str(tb.ca_cert_path),
                 "concurrency": args.concurrency, "ground_truth": str(scenario.path)}
         for name, tree in (("before", args.before), ("after", ROOT)):
+            if name not in args.runs:
+                continue
             print(f"{domains_n} domains: survey {name} ({tree}) ...", file=sys.stderr,
                   flush=True)
             found[name] = survey(tb, tree, {**spec, "out": str(work / f"{name}-{domains_n}")})
@@ -143,12 +145,14 @@ def report(found: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for size in found["sizes"]:
-        b, a = size["before"], size["after"]
+        b, a = size.get("before"), size.get("after")
         for name, run in (("before", b), ("after", a)):
+            if run is None:
+                continue
+            both = name == "after" and b is not None
             ratio_first = (f"{a['first_probe_s'] / b['first_probe_s']:.3f}"
-                           if name == "after" and a["first_probe_s"] and b["first_probe_s"]
-                           else "")
-            ratio_wall = f"{a['wall_s'] / b['wall_s']:.3f}" if name == "after" else ""
+                           if both and a["first_probe_s"] and b["first_probe_s"] else "")
+            ratio_wall = f"{a['wall_s'] / b['wall_s']:.3f}" if both else ""
             first = "–" if run["first_probe_s"] is None else f"{run['first_probe_s']:.1f}"
             lines.append(f"| {size['domains']:,} | {size['addresses']:,} | {name} | {first} | "
                          f"{run['wall_s']:.1f} | {run['sessions']:,} | "
@@ -174,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rtt-ms", type=float, default=50.0)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=5.0)
+    parser.add_argument("--runs", type=lambda t: t.split(","), default=["before", "after"],
+                        help="which runs (a re-measurement of one side only: after)")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args(argv)
     args.before = args.before.resolve()
