@@ -25,7 +25,7 @@ import pandas as pd
 from research.store.datapackage import write_survey_package
 from research.store.files import META_NAME, write_json
 from research.store.frames import make_table
-from research.store.parquet import BatchWriter
+from research.store.parquet import BatchWriter, system_memory
 from research.store.rawlog import parse_line
 from research.store.records import Record, RecordKind, address_key, domain_key, host_key
 from research.store.results import (
@@ -115,6 +115,11 @@ def write_tables(log_path: Path, out_dir: Path) -> StoredResults:
     whose tables are read from the files on first use. Raises OSError if the log cannot be read
     or the directory written.
     """
+    with system_memory():
+        return _write_tables(log_path, out_dir)
+
+
+def _write_tables(log_path: Path, out_dir: Path) -> StoredResults:
     index = _Index(log_path)
     writers = {name: BatchWriter(name, out_dir / f"{name}.parquet", BATCH_ROWS)
                for name in TABLES}
