@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast lint typecheck pytest report testbed bench bench-hosts bench-concentrated dist clean
+.PHONY: install demo test test-fast lint typecheck pytest report testbed bench bench-hosts bench-concentrated bench-pipeline dist clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,14 @@ bench-hosts: $(STAMP)
 bench-concentrated: $(STAMP)
 	$(BIN)/python benchmarks/run.py --no-isc --scale '' --concentrated 10000,1000 \
 	    --sslyze-slice 500 --rtt-ms 20 --json benchmarks/concentrated.json
+
+## The phased survey against the stream on 1,000 and 10,000 generated domains (~30 min).
+## BEFORE: a worktree of the phased commit with its own venv
+## (git worktree add ../wt-before fd0254f && make -C ../wt-before install).
+BEFORE ?= ../wt-before
+bench-pipeline: $(STAMP)
+	$(BIN)/python benchmarks/pipeline.py --before $(BEFORE) --sizes 1000,10000 \
+	    --json benchmarks/pipeline.json
 
 ## Run the testbed in the foreground until Ctrl-C (prints how to scan it).
 testbed: $(STAMP)

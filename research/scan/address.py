@@ -6,7 +6,7 @@ pool of shared addresses. What a server does before TLS cannot depend on the nam
 looked up — only the certificate can, through SNI — so the address is the unit of probing:
 
 1. the SMTP probe and the TLS enumeration (versions, accepted suites, certificate) run once,
-   with the first MX name (in name order);
+   with the first (in name order) of the MX names known when it starts;
 2. each further name costs at most one session: a handshake with SNI set to that name, for its
    own certificate and name verdicts; where no handshake works there is nothing to ask by name,
    and it costs none.
@@ -15,13 +15,19 @@ Every session passes the address's gate (:mod:`research.scan.limits`), so the ad
 connection cap, pauses and learned limits hold across all its names; the provider's gate paces
 it with the provider's other addresses. The task returns one ``host`` record per (name, IP) —
 the ``hosts`` contract is unchanged — and the address's ``address_probe`` record last.
+
+A streaming survey (:mod:`research.scan.survey`) probes an address as soon as it is known, so a
+further name may point at it only once its probe has started or finished. The probe therefore
+also hands back a :class:`KnownAddress`; a name that arrives late is a :class:`FollowUp` of it:
+one session with that name's SNI, under the address's learned limits, exactly the session it
+would have cost in the task. N names still cost one enumeration and at most N−1 sessions.
 """
 
 from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from research.policy.pki import CertTrust
@@ -64,10 +70,66 @@ class AddressTask:
     """An earlier run's ``address_probe`` record of it, to start from."""
 
 
-def survey_address(task: AddressTask, settings: ProbeSettings) -> list[Record]:
-    """Probe ``task``'s address for all its names; its ``host`` records, then its
-    ``address_probe`` record. Runs wherever the executor puts it. Never raises for what the
-    server does."""
+@dataclass(frozen=True)
+class KnownAddress:
+    """An address probed in full, kept by the survey so that a name arriving later costs one
+    session, not another enumeration (picklable)."""
+
+    task: AddressTask
+    """The task as probed: its names so far."""
+    base: Record
+    """The ``host`` record of the name probed in full."""
+    scan: EngineScan | None
+    """Its TLS scan (None: no STARTTLS), whose certificate lane a further name reuses."""
+    probe: Record
+    """Its latest ``address_probe`` record: what probing it has cost and taught so far."""
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """Names that point at an address already probed in full: one session each at most."""
+
+    known: KnownAddress
+    names: tuple[str, ...]
+
+    @property
+    def ip(self) -> str:
+        return self.known.task.ip
+
+    @property
+    def port(self) -> int:
+        return self.known.task.port
+
+    @property
+    def provider(self) -> str:
+        return self.known.task.provider
+
+
+AddressWork = AddressTask | FollowUp
+"""What a dispatcher runs for one address."""
+
+
+@dataclass(frozen=True)
+class AddressOutcome:
+    """What a piece of :data:`AddressWork` returns: its raw-log records (the ``host`` records,
+    the ``address_probe`` record last) and the address as now known."""
+
+    records: list[Record]
+    known: KnownAddress
+
+
+def run_work(work: AddressWork, settings: ProbeSettings) -> AddressOutcome:
+    """:func:`probe_address` of a task, or :func:`follow_up` of a follow-up; runs wherever the
+    executor puts it."""
+    if isinstance(work, FollowUp):
+        return follow_up(work, settings)
+    return probe_address(work, settings)
+
+
+def probe_address(task: AddressTask, settings: ProbeSettings) -> AddressOutcome:
+    """Probe ``task``'s address for all its names: its ``host`` records, then its
+    ``address_probe`` record, and the address as known afterwards. Runs wherever the executor
+    puts it. Never raises for what the server does."""
     trust = trust_for(settings.trust_ca)
     provider = PROVIDERS.get(task.survey, task.provider, settings)
     learned = (AddressLimits.from_record(task.learned, settings.per_host_connections)
@@ -92,19 +154,66 @@ def survey_address(task: AddressTask, settings: ProbeSettings) -> list[Record]:
             with ThreadPoolExecutor(max_workers=min(settings.per_host_connections, len(others)),
                                     thread_name_prefix="name") as pool:
                 records.extend(pool.map(named, others))
-        records.append(address_record(task, gate.limits, budget_spent=gate.budget_spent,
-                                      duration_s=time.monotonic() - gate.started,
-                                      finished=True))
-        return records
+        last = address_record(task, gate.limits, budget_spent=gate.budget_spent,
+                              duration_s=time.monotonic() - gate.started, finished=True)
+        records.append(last)
+        return AddressOutcome(records, KnownAddress(task, _kept_record(base), _kept_scan(scan),
+                                                    last))
+    finally:
+        unregister(task.survey, task.ip, task.port)
+
+
+def _kept_record(base: Record) -> Record:
+    """What a follow-up needs of the full name's record: all but its certificate rows, which
+    every further name replaces with its own (kept per address, so small matters)."""
+    return {k: v for k, v in base.items() if k != "certificates"}
+
+
+def _kept_scan(scan: EngineScan | None) -> EngineScan | None:
+    """What a follow-up needs of the scan (:func:`certificate_for`): the certificate lane, its
+    accepted suites and the chain, not the findings."""
+    if scan is None:
+        return None
+    return EngineScan(target=scan.target, certificate_lane=scan.certificate_lane,
+                      certificate_suites=scan.certificate_suites, chain_pem=scan.chain_pem)
+
+
+def follow_up(work: FollowUp, settings: ProbeSettings) -> AddressOutcome:
+    """The ``host`` records of ``work``'s late names, then the address's ``address_probe``
+    record updated (all its names, its sessions counted from the first): a gate that starts from
+    what the address taught, one session per name where a handshake works (none otherwise)."""
+    known = work.known
+    task = replace(known.task, names=known.task.names + work.names)
+    trust = trust_for(settings.trust_ca)
+    provider = PROVIDERS.get(task.survey, task.provider, settings)
+    gate = AddressGate(settings, provider,
+                       AddressLimits.from_record(known.probe, settings.per_host_connections))
+    register(task.survey, task.ip, task.port, gate)
+    try:
+        with ThreadPoolExecutor(max_workers=min(settings.per_host_connections, len(work.names)),
+                                thread_name_prefix="name") as pool:
+            records = list(pool.map(
+                lambda name: _name_record(known.base, known.scan, name, task, settings, gate,
+                                          trust), work.names))
+        spent = time.monotonic() - gate.started
+        last = address_record(task, gate.limits,
+                              budget_spent=bool(known.probe.get("budget_spent"))
+                              or gate.budget_spent,
+                              duration_s=(known.probe.get("duration_s") or 0.0) + spent,
+                              finished=True)
+        records.append(last)
+        return AddressOutcome(records, replace(known, task=task, probe=last))
     finally:
         unregister(task.survey, task.ip, task.port)
 
 
 def address_record(task: AddressTask, limits: AddressLimits, *, budget_spent: bool,
                    duration_s: float | None, finished: bool) -> Record:
-    """The ``address_probe`` record of ``task``: what probing it cost and learned."""
+    """The ``address_probe`` record of ``task``: what probing it cost and learned. Its names,
+    in name order, are the task's and those an earlier run's record of it named (resumed)."""
+    names = sorted({*((task.learned or {}).get("mx_hosts") or []), *task.names})
     return {"kind": RecordKind.ADDRESS_PROBE.value, "ip": task.ip, "port": task.port,
-            "provider": task.provider, "mx_hosts": list(task.names), **limits.as_record(),
+            "provider": task.provider, "mx_hosts": names, **limits.as_record(),
             "budget_spent": budget_spent, "duration_s": duration_s, "finished": finished,
             "probed_at": now()}
 

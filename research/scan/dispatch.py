@@ -1,12 +1,14 @@
 """Where address probes run: local threads, or any ``concurrent.futures.Executor`` (Dask too).
 
-One task probes one address (IP, port) for all its MX names from start to end
-(:func:`research.scan.address.survey_address`) and returns its raw-log records, so a task
-carries an :class:`~research.scan.address.AddressTask` and the probe settings out and JSON-able
-dicts back. Only the process that runs the survey writes the raw log. At most ``window`` tasks
-are in flight at once, and at most ``per_provider_connections`` of one provider: that bounds the
-addresses probed at the same time (and, with each address's and provider's own caps, the
-connections), wherever the tasks run.
+One task probes one address (IP, port) for all its MX names known when it starts
+(:func:`research.scan.address.probe_address`), or the names that arrived later
+(:func:`research.scan.address.follow_up`), and returns its raw-log records, so a task carries
+an :class:`~research.scan.address.AddressTask` (or a follow-up) and the probe settings out, and
+JSON-able dicts and the address as known back. Only the process that runs the survey writes the
+raw log. :class:`AddressQueue` takes tasks while it runs them: at most ``window`` in flight at
+once, and at most ``per_provider_connections`` of one provider: that bounds the addresses
+probed at the same time (and, with each address's and provider's own caps, the connections),
+wherever the tasks run.
 
 For a Dask cluster, pass a ``distributed.Client`` (or use ``--dask-scheduler ADDRESS``): the
 tasks go to its workers through ``Client.get_executor()``. Every worker needs this package
@@ -16,14 +18,13 @@ installed and must be allowed to reach the mail servers.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from research.errors import InputError
-from research.scan.address import AddressTask, survey_address
+from research.scan.address import AddressOutcome, AddressTask, AddressWork, run_work
 from research.settings import ProbeSettings
-from research.store.records import Record
 
 
 def as_executor(executor: Any) -> Executor:
@@ -55,77 +56,170 @@ def describe(executor: Any) -> str:
     return type(executor).__name__
 
 
-def run_addresses(tasks: Iterable[AddressTask], settings: ProbeSettings, *, window: int,
-                  executor: Any = None) -> Iterator[list[Record]]:
-    """Probe every address, at most ``window`` at once and at most
-    ``settings.per_provider_connections`` of one provider at once, yielding each address's
-    records as it finishes.
+class AddressQueue:
+    """Address probes that run while more are added: at most ``window`` in flight, and at most
+    ``settings.per_provider_connections`` of one provider.
 
     A task holds at least one connection while it runs, so more tasks of one provider than its
     connection cap would only wait on the provider's gate; they wait here instead, and the
-    window goes to other providers' addresses. ``executor`` None runs the tasks on ``window``
-    local threads; an Executor (or a Dask client) given by the caller is used as it is and not
-    shut down. Raises InputError for an ``executor`` that is neither; re-raises what a task
-    raised (a bug, not a server's doing).
+    window goes to other providers' addresses (round the providers that have room, each
+    provider's tasks in the order added). ``executor`` None runs them on ``window`` local
+    threads; an Executor (or a Dask client) given by the caller is used as it is and never shut
+    down. Raises InputError for an ``executor`` that is neither.
+
+    Work is submitted only from the thread that calls :meth:`add` and :meth:`finished` (a Dask
+    executor is not to be driven from its own callbacks); ``notify``, if given, is called with
+    each future as it finishes, from whichever thread finishes it, so a caller with its own
+    completion queue learns of it there, then hands the future to :meth:`finished`. Without
+    one, :meth:`completed` waits for them.
     """
-    own = executor is None
-    pool = ThreadPoolExecutor(max_workers=window, thread_name_prefix="address") if own else (
-        as_executor(executor))
-    queue = _ProviderQueue(tasks, settings.per_provider_connections)
-    pending: dict[Future[list[Record]], str] = {}
 
-    def fill() -> None:
-        while len(pending) < window:
-            task = queue.next()
-            if task is None:
+    def __init__(self, settings: ProbeSettings, *, window: int, executor: Any = None,
+                 notify: Callable[[Future[AddressOutcome]], None] | None = None) -> None:
+        self._own = executor is None
+        self._pool = (ThreadPoolExecutor(max_workers=window, thread_name_prefix="address")
+                      if self._own else as_executor(executor))
+        self._settings = settings
+        self._window = window
+        self._notify = notify
+        self._waiting = _ProviderQueue(settings.per_provider_connections)
+        self._running: dict[Future[AddressOutcome], AddressWork] = {}
+
+    def __len__(self) -> int:
+        """Tasks added and not yet handed back: waiting or running."""
+        return len(self._waiting) + len(self._running)
+
+    @property
+    def running(self) -> int:
+        """Tasks started and not yet handed back: at most ``window``."""
+        return len(self._running)
+
+    def running_of(self, provider: str) -> int:
+        """Tasks of ``provider`` started and not yet handed back: at most its cap."""
+        return self._waiting.running_of(provider)
+
+    def add(self, work: AddressWork) -> None:
+        """Queue ``work``; it starts at once if the window and its provider have room."""
+        self._waiting.add(work)
+        self._fill()
+
+    def waiting(self, ip: str, port: int) -> AddressTask | None:
+        """The task of (``ip``, ``port``) if it is queued and not started: it may still change
+        (:meth:`replace`)."""
+        return self._waiting.find(ip, port)
+
+    def replace(self, task: AddressTask) -> None:
+        """Put ``task`` in the place of the queued, not started task of the same address (more
+        names, perhaps another provider: it then waits in that provider's line)."""
+        self._waiting.replace(task)
+
+    def finished(self, future: Future[AddressOutcome]) -> tuple[AddressWork, AddressOutcome]:
+        """A finished future's work and outcome, with its place given to the next task.
+        Re-raises what the task raised (a bug, not a server's doing)."""
+        work = self._running.pop(future)
+        self._waiting.finished(work.provider)
+        self._fill()
+        return work, future.result()
+
+    def completed(self, timeout: float | None = None
+                  ) -> Iterator[tuple[AddressWork, AddressOutcome]]:
+        """Each piece of work and its outcome as it finishes, until none is left (or nothing
+        finishes within ``timeout`` seconds); for callers without a loop of their own."""
+        while self._running:
+            done, _ = wait(list(self._running), timeout=timeout, return_when=FIRST_COMPLETED)
+            if not done:
                 return
-            pending[pool.submit(survey_address, task, settings)] = task.provider
+            for future in done:
+                yield self.finished(future)
 
-    try:
-        fill()
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                queue.finished(pending.pop(future))
-            fill()
-            for future in done:
-                yield future.result()
-    except BaseException:
-        # Interrupted (or the consumer stopped): drop what has not started and do not wait for
-        # the addresses being probed, whose records nobody will write.
-        for future in pending:
-            future.cancel()
-        if own:
-            pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    if own:
-        pool.shutdown()
+    def close(self, *, cancel: bool = False) -> None:
+        """Stop: with ``cancel``, drop what has not started and do not wait for what runs
+        (whose records nobody will write); otherwise wait for the running work."""
+        if cancel:
+            for future in self._running:
+                future.cancel()
+            self._waiting.clear()
+        if self._own:
+            self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
+
+    def _fill(self) -> None:
+        while len(self._running) < self._window:
+            work = self._waiting.next()
+            if work is None:
+                return
+            future = self._pool.submit(run_work, work, self._settings)
+            self._running[future] = work
+            if self._notify is not None:
+                future.add_done_callback(self._notify)
 
 
 class _ProviderQueue:
-    """Tasks in their order, handed out round the providers that have room."""
+    """Work waiting, handed out round the providers that have room, each provider's in order."""
 
-    def __init__(self, tasks: Iterable[AddressTask], per_provider: int) -> None:
-        self._waiting: dict[str, deque[AddressTask]] = {}
-        for task in tasks:
-            self._waiting.setdefault(task.provider, deque()).append(task)
-        self._order: deque[str] = deque(self._waiting)
+    def __init__(self, per_provider: int) -> None:
+        self._waiting: dict[str, deque[AddressWork]] = {}
+        self._order: deque[str] = deque()
         self._running: dict[str, int] = {}
         self._cap = per_provider
+        self._count = 0
 
-    def next(self) -> AddressTask | None:
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, work: AddressWork) -> None:
+        if work.provider not in self._waiting:
+            self._waiting[work.provider] = deque()
+            self._order.append(work.provider)
+        self._waiting[work.provider].append(work)
+        self._count += 1
+
+    def find(self, ip: str, port: int) -> AddressTask | None:
+        for line in self._waiting.values():
+            for work in line:
+                if isinstance(work, AddressTask) and (work.ip, work.port) == (ip, port):
+                    return work
+        return None
+
+    def replace(self, task: AddressTask) -> None:
+        for provider, line in self._waiting.items():
+            for i, work in enumerate(line):
+                if isinstance(work, AddressTask) and (work.ip, work.port) == (task.ip, task.port):
+                    if provider == task.provider:
+                        line[i] = task
+                    else:
+                        del line[i]
+                        self._count -= 1
+                        self._drop_if_empty(provider)
+                        self.add(task)
+                    return
+        raise KeyError((task.ip, task.port))
+
+    def next(self) -> AddressWork | None:
         for _ in range(len(self._order)):
             provider = self._order[0]
             self._order.rotate(-1)
             if self._running.get(provider, 0) < self._cap:
-                waiting = self._waiting[provider]
-                task = waiting.popleft()
-                if not waiting:
-                    del self._waiting[provider]
-                    self._order.remove(provider)
+                work = self._waiting[provider].popleft()
+                self._count -= 1
+                self._drop_if_empty(provider)
                 self._running[provider] = self._running.get(provider, 0) + 1
-                return task
+                return work
         return None
+
+    def running_of(self, provider: str) -> int:
+        return self._running.get(provider, 0)
 
     def finished(self, provider: str) -> None:
         self._running[provider] -= 1
+        if not self._running[provider]:
+            del self._running[provider]
+
+    def clear(self) -> None:
+        self._waiting.clear()
+        self._order.clear()
+        self._count = 0
+
+    def _drop_if_empty(self, provider: str) -> None:
+        if not self._waiting[provider]:
+            del self._waiting[provider]
+            self._order.remove(provider)

@@ -1,29 +1,39 @@
 """The survey runner: domains → MX → (MX host, IP) targets → addresses → SMTP probe → TLS scan.
 
+A stream, not phases: each piece of work starts as soon as what it needs is known. A domain's
+MX answer starts its MX names' address lookups at once; an address is probed as soon as an
+answer names it; a domain's MTA-STS, TLS-RPT and MX DNSSEC lookups and its MX names' TLSA
+lookups (:mod:`research.scan.lookups`) run beside the probes. Nothing waits for the slowest
+domain of a phase. Domains are read from the list only while the work in flight is below a
+bound, so memory does not grow with the list.
+
 Each address is probed once however many MX names and domains share it
-(:mod:`research.scan.address`). Every finished domain, address lookup, host and address probe
-is appended to the raw log at once, so ``resume=True`` skips all finished work and starts the
-unfinished addresses from the limits they were learned to have; an interrupt (Ctrl-C, SIGTERM
-through the CLI) still records what the addresses being probed had taught and writes the
-tables of what finished. Names and addresses on the opt-out list are recorded as ``opted_out``
-and never contacted. Then come the enforcement lookups (:mod:`research.scan.lookups`):
-MTA-STS, TLS-RPT and MX DNSSEC per domain, TLSA per MX host, logged the same way.
+(:mod:`research.scan.address`); a name that points at it only once its probe has started is a
+follow-up of the address (one session for that name's certificate), so N names still cost one
+enumeration and at most N−1 sessions. Every finished domain, address lookup, host and address
+probe is appended to the raw log at once, so ``resume=True`` skips all finished work and starts
+the unfinished addresses from the limits they were learned to have; an interrupt (Ctrl-C,
+SIGTERM through the CLI) still records what the addresses being probed had taught and writes
+the tables of what finished. Names and addresses on the opt-out list are recorded as
+``opted_out`` and never contacted.
 
 The TLS scan is this project's engine (:mod:`research.scan.engine`: ``full`` or ``versions``), one
-task per address on local threads or a caller's executor (:mod:`research.scan.dispatch`), or,
-with ``engine="sslyze"``, sslyze's own per-suite scan of each (MX host, IP)
-(:mod:`research.scan.engine.sslyze`) for cross-checks.
+task per address on local threads or a caller's executor (:class:`research.scan.dispatch.
+AddressQueue`), or, with ``engine="sslyze"``, sslyze's own per-suite scan of each (MX host, IP)
+(:mod:`research.scan.engine.sslyze`) for cross-checks, after the stream.
 """
 
 from __future__ import annotations
 
+import queue
 import sys
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,7 +43,14 @@ from tqdm.auto import tqdm
 from research.errors import InputError
 from research.policy.names import provider_of
 from research.scan import dispatch, lookups
-from research.scan.address import AddressTask, address_record
+from research.scan.address import (
+    AddressOutcome,
+    AddressTask,
+    AddressWork,
+    FollowUp,
+    KnownAddress,
+    address_record,
+)
 from research.scan.engine import TlsTarget
 from research.scan.engine.sslyze import scan_tls
 from research.scan.inputs import DomainInput, DomainList, from_arguments
@@ -108,10 +125,9 @@ def run_survey(
             run = _Run(settings, resolver, writer, done, progress, context, opt_out, executor)
             writer.append(run.start_record(domain_list))
             try:
-                run.resolve_domains(domain_list.entries)
-                targets = run.resolve_hosts()
-                run.scan_hosts(targets)
-                run.lookup_enforcement()
+                run.stream(domain_list.entries)
+                if run.sslyze:
+                    run.scan_with_sslyze()
             except KeyboardInterrupt:
                 run.record_learned()
                 raise
@@ -196,6 +212,31 @@ def _entry_key(entry: DomainInput) -> tuple[int, str]:
     return entry.rank, entry.input
 
 
+WAKE_S = 1.0
+"""Longest the stream's loop sleeps: how soon Ctrl-C or SIGTERM is handled at the latest."""
+LOOKUPS_PER_WORKER = 4
+"""Domains are taken from the list while the policy and TLSA lookups waiting or running are
+below this many per lookup thread: enough to keep every thread busy, and no more in memory."""
+
+
+class _Stage(Enum):
+    """A kind of work in the stream, named as its progress bar is."""
+
+    MX = "DNS domains"
+    ADDRESSES = "DNS MX hosts"
+    PROBE = "addresses"
+    POLICY = "MTA-STS domains"
+    TLSA = "TLSA hosts"
+
+
+@dataclass
+class _Domain:
+    """A domain whose record waits for its MX names' address answers (the alias note)."""
+
+    record: Record
+    waiting: int = 0
+
+
 class _Run:
     def __init__(
         self,
@@ -217,11 +258,28 @@ class _Run:
         self.done = done
         self.progress = progress
         self.lock = threading.Lock()
-        self.domain_records: list[Record] = list(done.domains.values())
         self.executor = executor
         self.survey_id = uuid.uuid4().hex
         """Names this run's provider gates, in every process that probes for it."""
+        self.sslyze = settings.probe.engine is Engine.SSLYZE
+        self.events: queue.SimpleQueue[tuple[_Stage, Future[Any]]] = queue.SimpleQueue()
+        """Work finished, from whichever thread finished it: the stream's completion queue."""
+        self.in_flight: Counter[_Stage] = Counter()
+        """Work of each stage submitted and not yet handled (address probes not counted)."""
+        self.addresses: dispatch.AddressQueue | None = None
+        self._bars: dict[_Stage, Any] = {}
+        self.hosts_seen: set[str] = set()
+        self.resolving: dict[str, list[_Domain]] = {}
+        """MX name whose address lookup is in flight → the domains that wait for it."""
+        self.tlsa_asked: set[str] = set()
         self.tasks: dict[tuple[str, int], AddressTask] = {}
+        """(IP, port) → its work in the queue (waiting or running), as a task of all its
+        names."""
+        self.late: dict[tuple[str, int], list[str]] = {}
+        """(IP, port) → names that arrived while its probe ran: its follow-up."""
+        self.known: dict[tuple[str, int], KnownAddress] = {}
+        """Addresses probed in full by this run, for the follow-ups of late names."""
+        self.sslyze_targets: list[TlsTarget] = []
 
     def append(self, record: Record) -> None:
         with self.lock:
@@ -269,11 +327,214 @@ class _Run:
             raise
         pool.shutdown()
 
-    def resolve_domains(self, entries: list[DomainInput]) -> None:
-        todo = [e for e in entries if _entry_key(e) not in self.done.domains]
-        for record in self._parallel(todo, self._resolve_domain, "DNS domains", dns=True):
+    # -- the stream ---------------------------------------------------------------------------
+
+    def stream(self, entries: Sequence[DomainInput]) -> None:
+        """Survey ``entries``: every piece of work starts as soon as what it needs is known.
+
+        A domain's MX answer starts its MX names' address lookups, its policy lookups and its
+        names' TLSA lookups; an address answer starts the probe of each new address (the
+        address-as-unit rule: one task per (IP, port) whatever names point at it; a name that
+        arrives once its address is being or has been probed is a follow-up of it,
+        :mod:`research.scan.address`). Everything finishes into one completion queue that the
+        calling (main) thread empties, waking at least every :data:`WAKE_S` seconds so that a
+        signal is handled promptly; only this thread writes the raw log. Domains are taken from
+        the list only while fewer MX lookups than ``dns_concurrency`` are in flight (an address
+        lookup waits behind at most those) and the policy and TLSA lookups are below a bound, so
+        memory grows with the work in flight and the distinct names and addresses, not with the
+        list.
+        """
+        settings = self.settings
+        self.dns_pool = ThreadPoolExecutor(max_workers=settings.dns_concurrency,
+                                           thread_name_prefix="dns")
+        self.lookup_pool = ThreadPoolExecutor(max_workers=settings.concurrency,
+                                              thread_name_prefix="lookup")
+        if not self.sslyze:
+            self.addresses = dispatch.AddressQueue(
+                settings.probe, window=settings.concurrency, executor=self.executor,
+                notify=lambda future: self.events.put((_Stage.PROBE, future)))
+        lookups = LOOKUPS_PER_WORKER * settings.concurrency
+        todo = (e for e in entries if _entry_key(e) not in self.done.domains)
+        self._bars = {stage: self._bar(0, stage.value) for stage in _Stage
+                      if not (self.sslyze and stage is _Stage.PROBE)}
+        self._grow(_Stage.MX, sum(1 for e in entries if _entry_key(e) not in self.done.domains))
+        more = True
+        try:
+            for record in list(self.done.domains.values()):
+                self._domain(record)
+            while True:
+                while more and (self.in_flight[_Stage.MX] < settings.dns_concurrency
+                                and self.in_flight[_Stage.POLICY] + self.in_flight[_Stage.TLSA]
+                                < lookups):
+                    entry = next(todo, None)
+                    if entry is None:
+                        more = False
+                        break
+                    self._submit(self.dns_pool, _Stage.MX, self._resolve_domain, entry)
+                if not more and not self.in_flight.total() and not self._probing():
+                    break
+                try:
+                    stage, future = self.events.get(timeout=WAKE_S)
+                except queue.Empty:
+                    continue
+                self._finished(stage, future)
+        except BaseException:
+            # Interrupted (or a bug): drop what has not started and do not wait for the work
+            # running, whose results nobody will record.
+            self.dns_pool.shutdown(wait=False, cancel_futures=True)
+            self.lookup_pool.shutdown(wait=False, cancel_futures=True)
+            if self.addresses is not None:
+                self.addresses.close(cancel=True)
+            raise
+        finally:
+            for bar in self._bars.values():
+                bar.close()
+        self.dns_pool.shutdown()
+        self.lookup_pool.shutdown()
+        if self.addresses is not None:
+            self.addresses.close()
+
+    def _probing(self) -> int:
+        return len(self.addresses) if self.addresses is not None else 0
+
+    def _submit(self, pool: ThreadPoolExecutor, stage: _Stage, work: Callable[[T], Record],
+                item: T) -> None:
+        future = pool.submit(work, item)
+        self.in_flight[stage] += 1
+        if stage is not _Stage.MX:
+            self._grow(stage)
+        future.add_done_callback(lambda f: self.events.put((stage, f)))
+
+    def _grow(self, stage: _Stage, by: int = 1) -> None:
+        bar = self._bars.get(stage)
+        if bar is not None:
+            bar.total = (bar.total or 0) + by
+            bar.refresh()
+
+    def _finished(self, stage: _Stage, future: Future[Any]) -> None:
+        if stage is _Stage.PROBE:
+            assert self.addresses is not None
+            work, outcome = self.addresses.finished(future)
+            self._probed(work, outcome)
+        else:
+            self.in_flight[stage] -= 1
+            record = future.result()
             self.append(record)
-            self.domain_records.append(record)
+            if stage is _Stage.MX:
+                self._domain(record)
+            elif stage is _Stage.ADDRESSES:
+                self.done.addresses[record["mx_host"]] = record
+                self._host(record)
+            elif stage is _Stage.POLICY:
+                self.done.policies.add(record["domain"])
+            else:
+                self.done.tlsa.add(record["mx_host"])
+        self._bars[stage].update(1)
+
+    def _domain(self, record: Record) -> None:
+        """A domain's MX answer, just in or logged by an earlier run: start what it needs."""
+        mail = record["dns_status"] in MAIL_DNS_STATUSES
+        if mail and record["domain"] not in self.done.policies:
+            self._submit(self.lookup_pool, _Stage.POLICY, self._policy, record)
+        pending = _Domain(record)
+        for _, host in record["mx"]:
+            if host not in self.hosts_seen:
+                self.hosts_seen.add(host)
+                self._first_sight(host)
+            if host in self.resolving:
+                self.resolving[host].append(pending)
+                pending.waiting += 1
+            if mail and host not in self.done.tlsa and host not in self.tlsa_asked:
+                self.tlsa_asked.add(host)
+                self._submit(self.lookup_pool, _Stage.TLSA, self._tlsa, host)
+        if not pending.waiting:
+            self._note_aliases(record)
+
+    def _first_sight(self, host: str) -> None:
+        """An MX name met for the first time: look up its addresses, unless it is on the
+        opt-out list (recorded once, never looked up) or an earlier run did."""
+        rule = self.opt_out.match_name(host) if self.opt_out else None
+        if rule is not None:
+            if (host, None) not in self.done.hosts:
+                error = f"on the opt-out list ({rule}): not looked up or contacted"
+                self.append(not_contacted(host, None, self.port, HostStatus.OPTED_OUT, error))
+            return
+        found = self.done.addresses.get(host)
+        if found is not None:
+            self._host(found)
+            return
+        self.resolving[host] = []
+        self._submit(self.dns_pool, _Stage.ADDRESSES, self._resolve_host, host)
+
+    def _host(self, record: Record) -> None:
+        """An MX name's address answer: note aliases on the domains that waited for it, and
+        probe each of its addresses (or add the name to the address's probe)."""
+        host = record["mx_host"]
+        for pending in self.resolving.pop(host, []):
+            pending.waiting -= 1
+            if not pending.waiting:
+                self._note_aliases(pending.record)
+        if not record["addresses"]:
+            if (host, None) not in self.done.hosts:
+                self.append(not_contacted(host, None, self.port, HostStatus.UNRESOLVED,
+                                          record["error"] or "no address"))
+            return
+        for ip in record["addresses"]:
+            if (host, ip) in self.done.hosts:
+                continue
+            network = self.opt_out.match_ip(ip) if self.opt_out else None
+            if network is not None:
+                error = f"address in a network on the opt-out list ({network}): not contacted"
+                self.append(not_contacted(host, ip, self.port, HostStatus.OPTED_OUT, error))
+            elif self.sslyze:
+                self.sslyze_targets.append(TlsTarget(host, ip, self.port))
+            else:
+                self._target(host, ip)
+
+    def _target(self, host: str, ip: str) -> None:
+        """Probe (``ip``, port) for ``host``: a new task; a name more for its task if that has
+        not started; once it has, a follow-up when it finishes; once it has finished, a
+        follow-up now."""
+        assert self.addresses is not None
+        key = (ip, self.port)
+        queued = self.addresses.waiting(ip, self.port)
+        if queued is not None:
+            names = tuple(sorted((*queued.names, host)))
+            task = replace(queued, names=names, provider=_provider(names))
+            self.addresses.replace(task)
+            self.tasks[key] = task
+        elif key in self.tasks:
+            self.late.setdefault(key, []).append(host)
+        elif key in self.known:
+            self._start(FollowUp(self.known[key], (host,)))
+        else:
+            self._start(AddressTask(ip, self.port, (host,), _provider((host,)),
+                                    self.survey_id, self.done.probes.get(key)))
+
+    def _start(self, work: AddressWork) -> None:
+        assert self.addresses is not None
+        self.tasks[(work.ip, work.port)] = (
+            work if isinstance(work, AddressTask)
+            else replace(work.known.task, names=work.known.task.names + work.names))
+        self._grow(_Stage.PROBE)
+        self.addresses.add(work)
+
+    def _probed(self, work: AddressWork, outcome: AddressOutcome) -> None:
+        for record in outcome.records:
+            self.append(record)
+        key = (work.ip, work.port)
+        del self.tasks[key]
+        self.known[key] = outcome.known
+        late = self.late.pop(key, None)
+        if late:
+            self._start(FollowUp(outcome.known, tuple(late)))
+
+    def _policy(self, record: Record) -> Record:
+        hosts = [mx[1] for mx in record["mx"]]
+        return lookups.policy_record(record["domain"], record["dns_status"], hosts, self.context)
+
+    def _tlsa(self, host: str) -> Record:
+        return lookups.tlsa_record(host, self.context)
 
     def _resolve_domain(self, entry: DomainInput) -> Record:
         base: Record = {"kind": RecordKind.DOMAIN.value, "rank": entry.rank, "input": entry.input}
@@ -289,66 +550,26 @@ class _Run:
         return {**base, "domain": entry.domain, "dns_status": found.status.value,
                 "error": found.error, "mx": [[m.preference, m.host] for m in found.mx]}
 
-    def resolve_hosts(self) -> list[TlsTarget]:
-        hosts = sorted({mx[1] for r in self.domain_records for mx in r["mx"]})
-        opted_out = self._opt_out_hosts(hosts)
-        todo = [h for h in hosts if h not in self.done.addresses and h not in opted_out]
-        for record in self._parallel(todo, self._resolve_host, "DNS MX hosts", dns=True):
-            self.append(record)
-            self.done.addresses[record["mx_host"]] = record
-        self._note_aliases()
-        targets: list[TlsTarget] = []
-        for host in hosts:
-            if host in opted_out:
-                continue
-            record = self.done.addresses[host]
-            if not record["addresses"]:
-                if (host, None) not in self.done.hosts:
-                    self.append(not_contacted(host, None, self.port, HostStatus.UNRESOLVED,
-                                              record["error"] or "no address"))
-                continue
-            for ip in record["addresses"]:
-                network = self.opt_out.match_ip(ip) if self.opt_out else None
-                if network is None:
-                    targets.append(TlsTarget(host, ip, self.port))
-                elif (host, ip) not in self.done.hosts:
-                    error = f"address in a network on the opt-out list ({network}): not contacted"
-                    self.append(not_contacted(host, ip, self.port, HostStatus.OPTED_OUT, error))
-        return [t for t in targets if (t.mx_host, t.ip) not in self.done.hosts]
-
-    def _opt_out_hosts(self, hosts: list[str]) -> set[str]:
-        """MX host names on the opt-out list, each recorded once (no address is looked up)."""
-        found = set()
-        for host in hosts:
-            rule = self.opt_out.match_name(host) if self.opt_out else None
-            if rule is None:
-                continue
-            found.add(host)
-            if (host, None) not in self.done.hosts:
-                error = f"on the opt-out list ({rule}): not looked up or contacted"
-                self.append(not_contacted(host, None, self.port, HostStatus.OPTED_OUT, error))
-        return found
-
-    def _note_aliases(self) -> None:
-        """Note on each domain whose MX names an alias (CNAME) that RFC 2181 §10.3 forbids it.
+    def _note_aliases(self, record: Record) -> None:
+        """Note on a domain whose MX names an alias (CNAME) that RFC 2181 §10.3 forbids it, once
+        the domain's record and all its MX names' address answers are known.
 
         The domain's record is appended again with the note; later records win in the tables
         and on resume, so a resumed survey does not note twice.
         """
-        aliases = {h: r["canonical"] for h, r in self.done.addresses.items()
-                   if r.get("canonical")}
-        for i, record in enumerate(self.domain_records):
-            if not aliases or record["dns_status"] != DnsStatus.MX.value:
-                continue
-            error = record.get("error") or ""
-            notes = [f"MX host {host} is an alias (CNAME) of {aliases[host]}, which RFC 2181 "
-                     "§10.3 forbids; followed, as mail servers do"
-                     for _, host in record["mx"] if host in aliases]
-            missing = [n for n in notes if n not in error]
-            if missing:
-                updated = {**record, "error": "; ".join([error, *missing] if error else missing)}
-                self.append(updated)
-                self.domain_records[i] = updated
+        if record["dns_status"] != DnsStatus.MX.value:
+            return
+        aliases = {host: found["canonical"] for _, host in record["mx"]
+                   if (found := self.done.addresses.get(host)) and found.get("canonical")}
+        if not aliases:
+            return
+        error = record.get("error") or ""
+        notes = [f"MX host {host} is an alias (CNAME) of {aliases[host]}, which RFC 2181 "
+                 "§10.3 forbids; followed, as mail servers do"
+                 for _, host in record["mx"] if host in aliases]
+        missing = [n for n in notes if n not in error]
+        if missing:
+            self.append({**record, "error": "; ".join([error, *missing] if error else missing)})
 
     def _resolve_host(self, host: str) -> Record:
         found = resolve_addresses(host, resolver=self.resolver,
@@ -356,17 +577,16 @@ class _Run:
         return {"kind": RecordKind.ADDRESSES.value, "mx_host": host, "addresses": found.addresses,
                 "error": found.error, "canonical": found.canonical}
 
-    def scan_hosts(self, targets: list[TlsTarget]) -> None:
+    def scan_with_sslyze(self) -> None:
+        """The ``sslyze`` engine's TLS scan, after the stream: the SMTP probes, then sslyze's own
+        per-suite scan of each (MX host, IP) that accepted STARTTLS."""
         probe_settings = self.settings.probe
-        if probe_settings.engine is not Engine.SSLYZE:
-            self._scan_with_engine(targets)
-            return
         probes: dict[TlsTarget, SmtpProbe] = {}
 
         def probe(target: TlsTarget) -> tuple[TlsTarget, SmtpProbe]:
             return target, probe_smtp(target.mx_host, target.ip, probe_settings)
 
-        for target, result in self._parallel(targets, probe, "SMTP hosts"):
+        for target, result in self._parallel(self.sslyze_targets, probe, "SMTP hosts"):
             if result.starttls_accepted:
                 probes[target] = result
             else:
@@ -380,38 +600,6 @@ class _Run:
                                         trust=trust_for(probe_settings.trust_ca)))
                 bar.update(1)
 
-    def lookup_enforcement(self) -> None:
-        mail = [r for r in self.domain_records if r["dns_status"] in MAIL_DNS_STATUSES]
-        todo = [r for r in mail if r["domain"] not in self.done.policies]
-
-        def policy(record: Record) -> Record:
-            hosts = [mx[1] for mx in record["mx"]]
-            return lookups.policy_record(record["domain"], record["dns_status"], hosts,
-                                                  self.context)
-
-        for found in self._parallel(todo, policy, "MTA-STS domains"):
-            self.append(found)
-            self.done.policies.add(found["domain"])
-        hosts = sorted({mx[1] for r in mail for mx in r["mx"]} - self.done.tlsa)
-        for found in self._parallel(
-                hosts, lambda h: lookups.tlsa_record(h, self.context), "TLSA hosts", dns=True):
-            self.append(found)
-            self.done.tlsa.add(found["mx_host"])
-
-
-    def _scan_with_engine(self, targets: list[TlsTarget]) -> None:
-        tasks = address_tasks(targets, self.survey_id, self.done.probes)
-        self.tasks = {(t.ip, t.port): t for t in tasks}
-        if not tasks:
-            return
-        with self._bar(len(tasks), "addresses") as bar:
-            for records in dispatch.run_addresses(tasks, self.settings.probe,
-                                                  window=self.settings.concurrency,
-                                                  executor=self.executor):
-                for record in records:
-                    self.append(record)
-                bar.update(1)
-
     def record_learned(self) -> None:
         """Log what the addresses being probed in this process have taught so far (a Dask
         worker's are out of reach), so that ``--resume`` starts from it."""
@@ -422,19 +610,8 @@ class _Run:
                                            finished=False))
 
 
-def address_tasks(targets: Iterable[TlsTarget], survey_id: str,
-                  learned: dict[tuple[str, int], Record]) -> list[AddressTask]:
-    """One task per address of ``targets``, with the MX names that point at it (in name
-    order), its provider (the one most of its names belong to, :func:`provider_of`) and what an
-    earlier run learned of it; in address order."""
-    names: dict[tuple[str, int], set[str]] = {}
-    for target in targets:
-        names.setdefault((target.ip, target.port), set()).add(target.mx_host)
-    tasks = []
-    for (ip, port), found in sorted(names.items()):
-        ordered = tuple(sorted(found))
-        providers = Counter(provider_of(n) for n in ordered)
-        provider = min(providers, key=lambda p: (-providers[p], p))
-        tasks.append(AddressTask(ip, port, ordered, provider, survey_id,
-                                 learned.get((ip, port))))
-    return tasks
+def _provider(names: Sequence[str]) -> str:
+    """Whose limits an address's sessions share: the provider most of its names belong to
+    (:func:`provider_of`; a tie goes to the first in name order)."""
+    providers = Counter(provider_of(n) for n in names)
+    return min(providers, key=lambda p: (-providers[p], p))

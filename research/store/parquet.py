@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -13,6 +15,23 @@ import pyarrow.parquet as pq
 from research.store.files import publish, temporary_beside
 from research.store.frames import make_table
 from research.store.schema import dtypes
+
+
+@contextmanager
+def system_memory() -> Iterator[None]:
+    """Arrow allocates from the system allocator inside, and from its default pool again after.
+
+    Arrow's default pool (mimalloc or jemalloc) keeps much of what it frees for later; a table
+    written or read back a batch at a time through it ends up holding memory that grows with the
+    table (about 70 MB more for the CSV export of a 3,300-host survey), which the system
+    allocator returns. Not for use from several threads at once: the pool is process-wide.
+    """
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
 
 
 def arrow_schema(name: str) -> pa.Schema:

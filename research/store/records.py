@@ -43,11 +43,6 @@ class RecordKind(StrEnum):
     """A run finished every piece of work."""
 
 
-def kind_marker(kind: RecordKind) -> bytes:
-    """How every record of ``kind`` spells its kind in the log, for a scan of the raw bytes."""
-    return f'"kind":"{kind.value}"'.encode()
-
-
 def domain_key(record: Record) -> tuple[int, str]:
     return record["rank"], record["input"]
 

@@ -1,22 +1,22 @@
 """The result tables written straight from the raw log, in batches, without holding them.
 
 :func:`research.store.results.build_tables` builds every table in memory, which grows with the
-survey: above all the per-host tables (``hosts``, ``ciphers``, ``certificates``), whose records
-carry every accepted suite and certificate. A survey instead streams them: one pass over
-``raw.jsonl`` remembers where the latest record of each host starts (a few dozen bytes per
-host), a second pass reads them back in table order and writes each table to Parquet a batch of
-rows at a time. The per-domain tables, whose records are small, are built by
-:func:`build_tables` itself from every record but the hosts'. The files are the same tables
-(same columns, order and dtypes once loaded) as :func:`research.store.results.save_results` writes
-from :func:`build_tables`. :class:`StoredResults` then hands them out, read from disk on first
-use, so the survey's peak memory does not depend on how many hosts it scanned.
+survey: the per-host tables (``hosts``, ``ciphers``, ``certificates``), whose records carry
+every accepted suite and certificate, and the per-domain tables, one row or more per domain of
+the list. A survey instead streams them: one pass over ``raw.jsonl`` remembers where the latest
+record of each domain, host, policy and TLSA lookup starts (a few dozen bytes each), a second
+pass reads them back in table order and writes each table to Parquet a batch of rows at a time;
+only the ``addresses`` table (one row per address probed) is built whole. The files are the
+same tables (same columns, order and dtypes once loaded) as
+:func:`research.store.results.save_results` writes from :func:`build_tables`.
+:class:`StoredResults` then hands them out, read from disk on first use, so the survey's peak
+memory does not grow with the list or with how many hosts it scanned.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +24,23 @@ import pandas as pd
 
 from research.store.datapackage import write_survey_package
 from research.store.files import META_NAME, write_json
-from research.store.parquet import BatchWriter
-from research.store.rawlog import parse_line, read_records
-from research.store.records import Record, RecordKind, host_key, kind_marker
+from research.store.frames import make_table
+from research.store.parquet import BatchWriter, system_memory
+from research.store.rawlog import parse_line
+from research.store.records import Record, RecordKind, address_key, domain_key, host_key
 from research.store.results import (
     PortBlocked,
     SurveyResults,
+    _dane_rows,
     _read_table,
-    build_tables,
     make_meta,
+    sorted_addresses,
 )
 from research.store.schema import TABLES
 
-_HOST_MARKER = kind_marker(RecordKind.HOST)
 HOST_TABLES = ("hosts", "ciphers", "certificates")
-"""The tables streamed from host records; the others come from :func:`build_tables`."""
+"""The tables streamed from host records; the others come from domain records (with each
+domain's policy and its MX hosts' TLSA records) and the address probes."""
 _HOST_LISTS = {"ciphers": "ciphers", "certificates": "certificates"}
 """Table → the list in each host record that holds its rows."""
 
@@ -47,60 +49,102 @@ BATCH_ROWS = 500
 
 
 class _Index:
-    """Where in the raw log the latest record of each host starts."""
+    """Where in the raw log the latest record of each domain, host, policy and TLSA lookup
+    starts; the address probes' latest records (one per address, small) and the start records
+    themselves."""
 
     def __init__(self, log_path: Path) -> None:
+        self.domains: dict[tuple[int, str], int] = {}
         self.hosts: dict[tuple[str, str | None], int] = {}
+        self.policies: dict[str, int] = {}
+        self.tlsa: dict[str, int] = {}
+        self.addresses: dict[tuple[str, int], Record] = {}
+        self.starts: list[Record] = []
+        self.finished_at: str | None = None
         with log_path.open("rb") as f:
             offset = 0
             for raw in f:
                 at, offset = offset, offset + len(raw)
-                # Cheap test first: only host records need parsing here.
-                if _HOST_MARKER not in raw:
-                    continue
                 record = parse_line(raw)
-                if record is not None and record.get("kind") == RecordKind.HOST:
+                if record is None:
+                    continue
+                kind = record.get("kind")
+                if kind == RecordKind.HOST:
                     self.hosts[host_key(record)] = at
+                elif kind == RecordKind.DOMAIN:
+                    self.domains[domain_key(record)] = at
+                elif kind == RecordKind.POLICY:
+                    self.policies[record["domain"]] = at
+                elif kind == RecordKind.TLSA:
+                    self.tlsa[record["mx_host"]] = at
+                elif kind == RecordKind.ADDRESS_PROBE:
+                    self.addresses[address_key(record)] = record
+                elif kind == RecordKind.START:
+                    self.starts.append(record)
+                elif kind == RecordKind.FINISH:
+                    self.finished_at = record["finished_at"]
 
 
-def _records(log_path: Path, offsets: list[int]) -> Iterator[Record]:
-    with log_path.open("rb") as f:
-        for offset in offsets:
-            f.seek(offset)
-            record = parse_line(f.readline())
-            assert record is not None, "the index only points at records that parsed"
-            yield record
+class _Reader:
+    """Records read back from the raw log by where they start."""
+
+    def __init__(self, log_path: Path) -> None:
+        self._file = log_path.open("rb")
+
+    def __enter__(self) -> _Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def at(self, offset: int) -> Record:
+        self._file.seek(offset)
+        record = parse_line(self._file.readline())
+        assert record is not None, "the index only points at records that parsed"
+        return record
 
 
 def write_tables(log_path: Path, out_dir: Path) -> StoredResults:
     """Write every table and ``meta.json`` from the raw log at ``log_path`` into ``out_dir``, and
     the Data Package (``datapackage.json`` and the tables as CSV) that publishes them.
 
-    Each file is replaced atomically; memory stays flat however long the log. Returns the
-    results, whose tables are read from the files on first use. Raises OSError if the log
-    cannot be read or the directory written.
+    Each file is replaced atomically; memory stays flat however long the log: one pass over the
+    log remembers where the latest record of each domain, host, policy and TLSA lookup starts
+    (a few dozen bytes each), a second reads them back in table order, a batch of rows at a
+    time. The tables are those :func:`build_tables` builds in memory. Returns the results,
+    whose tables are read from the files on first use. Raises OSError if the log cannot be read
+    or the directory written.
     """
+    with system_memory():
+        return _write_tables(log_path, out_dir)
+
+
+def _write_tables(log_path: Path, out_dir: Path) -> StoredResults:
     index = _Index(log_path)
-    small = build_tables(r for r in read_records(log_path) if r.get("kind") != RecordKind.HOST)
     writers = {name: BatchWriter(name, out_dir / f"{name}.parquet", BATCH_ROWS)
                for name in TABLES}
     host_status: Counter[str] = Counter()
+    dns_status: Counter[str] = Counter()
     blocked = PortBlocked()
     try:
-        for name in TABLES:
-            if name not in HOST_TABLES:
-                writers[name].add_frame(small.table(name))
-        host_keys = sorted(index.hosts, key=lambda k: (k[0], k[1] or ""))
-        for record in _records(log_path, [index.hosts[k] for k in host_keys]):
-            # Without its suites and certificates a host row is small, so a batch of them is.
-            lists = {name: record.pop(key, None) or [] for name, key in _HOST_LISTS.items()}
-            writers["hosts"].add(record)
-            if record.get("status") is not None:
-                host_status[record["status"]] += 1
-            blocked.add(record)
-            for name, rows in lists.items():
-                for row in rows:
-                    writers[name].add({"mx_host": record["mx_host"], "ip": record["ip"], **row})
+        with _Reader(log_path) as reader:
+            for domain in sorted(index.domains):
+                _add_domain(reader.at(index.domains[domain]), index, reader, writers,
+                            dns_status)
+            for host in sorted(index.hosts, key=lambda k: (k[0], k[1] or "")):
+                record = reader.at(index.hosts[host])
+                # Without its suites and certificates a host row is small, so a batch of them is.
+                lists = {name: record.pop(key, None) or [] for name, key in _HOST_LISTS.items()}
+                writers["hosts"].add(record)
+                if record.get("status") is not None:
+                    host_status[record["status"]] += 1
+                blocked.add(record)
+                for name, rows in lists.items():
+                    for row in rows:
+                        writers[name].add({"mx_host": record["mx_host"], "ip": record["ip"],
+                                           **row})
+        addresses = make_table("addresses", sorted_addresses(index.addresses.values()))
+        writers["addresses"].add_frame(addresses)
         for writer in writers.values():
             writer.close()
     except BaseException:
@@ -108,14 +152,36 @@ def write_tables(log_path: Path, out_dir: Path) -> StoredResults:
             writer.discard()
         raise
     counts: dict[str, Any] = {name: writers[name].count for name in TABLES}
-    counts.update(host_status=dict(host_status),
-                  dns_status=dict(Counter(small.domains["dns_status"].dropna())),
-                  sessions=int(small.addresses["sessions"].fillna(0).sum()))
-    starts = [r for r in read_records(log_path) if r.get("kind") == RecordKind.START]
-    meta = make_meta(starts, small.meta["finished_at"], counts, blocked.verdict)
+    counts.update(host_status=dict(host_status), dns_status=dict(dns_status),
+                  sessions=int(addresses["sessions"].fillna(0).sum()))
+    meta = make_meta(index.starts, index.finished_at, counts, blocked.verdict)
     path = write_json(out_dir / META_NAME, meta)
     write_survey_package(out_dir, meta)
     return StoredResults(out_dir, json.loads(path.read_text(encoding="utf-8")))
+
+
+def _add_domain(record: Record, index: _Index, reader: _Reader,
+                writers: dict[str, BatchWriter], dns_status: Counter[str]) -> None:
+    """A domain's rows: its own, its MX rows, and its policy and DANE rows if its lookups
+    ran (the rows :func:`build_tables` makes of it)."""
+    record["mx_count"] = len(record.get("mx") or [])
+    writers["domains"].add(record)
+    if record.get("dns_status") is not None:
+        dns_status[record["dns_status"]] += 1
+    mx_rows = [{"domain": record["domain"], "preference": pref, "mx_host": host}
+               for pref, host in record.get("mx") or []]
+    for row in mx_rows:
+        writers["mx"].add(row)
+    at = index.policies.get(record["domain"])
+    if at is None:
+        return
+    policy = reader.at(at)
+    writers["mta_sts"].add({"domain": policy["domain"], **(policy.get("mta_sts") or {})})
+    writers["tlsrpt"].add({"domain": policy["domain"], **(policy.get("tlsrpt") or {})})
+    tlsa = {row["mx_host"]: reader.at(index.tlsa[row["mx_host"]]) for row in mx_rows
+            if row["mx_host"] in index.tlsa}
+    for row in _dane_rows(mx_rows, {policy["domain"]: policy}, tlsa):
+        writers["dane"].add(row)
 
 
 class StoredResults(SurveyResults):

@@ -30,6 +30,7 @@ import hashlib
 import socket
 import socketserver
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,15 @@ from research.policy.dane import association_data
 from research.testbed.ca import CA_FILE, host_files
 from research.testbed.dnssec_zone import ZoneSigner
 from research.testbed.ports import PortBusyError, bind_on_one_port
-from research.testbed.scenario import TLD, DnsMode, DnssecMode, Host, Scenario
+from research.testbed.scenario import (
+    DNS_SERVING_RECORDS,
+    SLOW_ANSWER_S,
+    TLD,
+    DnsMode,
+    DnssecMode,
+    Host,
+    Scenario,
+)
 
 TTL = 300
 _POLL_INTERVAL = 0.05
@@ -53,7 +62,6 @@ _ZONE = TLD + "."
 _SOA = SOA("testbed.invalid.", "hostmaster.testbed.invalid.", (1, 3600, 600, 86400, TTL))
 _UDP_SIZE = 512
 """What a client without EDNS can take over UDP (RFC 1035 §4.2.1)."""
-_SERVING = (DnsMode.OK, DnsMode.TRUNCATE, DnsMode.FLAKY)
 
 
 class _Drop(DNSError):
@@ -77,13 +85,14 @@ class ScenarioResolver:
         self._drop: set[str] = set()
         self._truncate: set[str] = set()
         self._flaky: dict[str, int] = {}
+        self._slow: set[str] = set()
         self._flaky_lock = threading.Lock()
         for domain in scenario.domains:
             if domain.dns is DnsMode.SERVFAIL:
                 self._servfail.add(domain.name)
             elif domain.dns is DnsMode.TIMEOUT:
                 self._drop.add(domain.name)
-            elif domain.dns in _SERVING:
+            elif domain.dns in DNS_SERVING_RECORDS:
                 self._records.setdefault(domain.name, {})
                 if domain.null_mx or domain.mixed_null_mx:
                     self._add(domain.name, QTYPE.MX, MX(".", 0))
@@ -93,6 +102,8 @@ class ScenarioResolver:
                 self._truncate.add(domain.name)
             elif domain.dns is DnsMode.FLAKY:
                 self._flaky[domain.name] = 0
+            elif domain.dns is DnsMode.SLOW:
+                self._slow.add(domain.name)
         if cert_dir is not None:
             self._add_enforcement(scenario, cert_dir)
         # RFC 8020: the parents of defined names exist (empty non-terminals answer NOERROR).
@@ -145,6 +156,9 @@ class ScenarioResolver:
         qtype = request.q.qtype
         if name in self._drop:
             raise _Drop(f"dropped query for {name}")
+        if name in self._slow:
+            # Each query has a server thread of its own: only this answer waits.
+            time.sleep(SLOW_ANSWER_S)
         if name != TLD and not name.endswith("." + TLD):
             reply.header.aa = 0
             reply.header.rcode = RCODE.REFUSED

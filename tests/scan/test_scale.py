@@ -23,6 +23,7 @@ from research.scan.survey import run_survey
 from research.store.files import RAW_LOG_NAME
 from research.store.rawlog import RawLogWriter, read_records
 from research.store.results import SurveyResults, build_tables, load_results
+from research.store.schema import TABLES
 from research.store.tables import write_tables
 from research.testbed import TargetStats, Testbed, load_scenario
 from research.testbed.generate import (
@@ -148,11 +149,25 @@ def test_streamed_tables_equal_tables_built_in_memory(
     streamed = write_tables(tmp_path / RAW_LOG_NAME, tmp_path)
     loaded = load_results(tmp_path)
     assert len(in_memory.ciphers) > 100
-    for name in ("domains", "mx", "hosts", "ciphers", "addresses"):
+    for name in TABLES:
         pd.testing.assert_frame_equal(streamed.table(name), in_memory.table(name))
         pd.testing.assert_frame_equal(loaded.table(name), in_memory.table(name))
     assert {k: v for k, v in streamed.meta.items() if k != "versions"} == json.loads(
         json.dumps({k: v for k, v in in_memory.meta.items() if k != "versions"}, default=str))
+
+
+@pytest.mark.testbed
+def test_streamed_policy_tables_equal_tables_built_in_memory(
+    enforcement_survey: Path, tmp_path: Path
+) -> None:
+    # The enforcement scenario: MTA-STS, TLS-RPT, DNSSEC and TLSA on most of its domains.
+    log = enforcement_survey / RAW_LOG_NAME
+    in_memory = build_tables(read_records(log))
+    (tmp_path / RAW_LOG_NAME).write_bytes(log.read_bytes())
+    streamed = write_tables(tmp_path / RAW_LOG_NAME, tmp_path)
+    assert len(in_memory.dane) and len(in_memory.mta_sts) and len(in_memory.tlsrpt)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(streamed.table(name), in_memory.table(name))
 
 
 def test_streamed_tables_of_an_empty_survey(tmp_path: Path) -> None:

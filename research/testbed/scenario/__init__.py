@@ -16,7 +16,9 @@ from research.testbed.scenario.files import (
 )
 from research.testbed.scenario.model import (
     DNS_RESERVED_ADDRESS,
+    DNS_SERVING_RECORDS,
     IPV6_LOOPBACK,
+    SLOW_ANSWER_S,
     TLD,
     TLS_VERSION_NAMES,
     Anvil,
@@ -40,7 +42,9 @@ from research.testbed.scenario.model import (
 
 __all__ = [
     "DNS_RESERVED_ADDRESS",
+    "DNS_SERVING_RECORDS",
     "IPV6_LOOPBACK",
+    "SLOW_ANSWER_S",
     "TLD",
     "TLS_VERSION_NAMES",
     "Anvil",

@@ -107,9 +107,16 @@ class DnsMode(StrEnum):
     """UDP answers for the name are truncated (TC): only TCP gets the records."""
     FLAKY = "flaky"
     """Every other query for the name gets SERVFAIL, starting with the first."""
+    SLOW = "slow"
+    """Every answer for the name comes :data:`SLOW_ANSWER_S` late: a lookup that outlasts a
+    probe, so that what a survey does before it has the answer can be seen."""
 
 
-DNS_SERVING_RECORDS = (DnsMode.OK, DnsMode.TRUNCATE, DnsMode.FLAKY)
+SLOW_ANSWER_S = 4.0
+"""How late a ``slow`` name's answers come, seconds (below any query timeout the tests use)."""
+
+
+DNS_SERVING_RECORDS = (DnsMode.OK, DnsMode.TRUNCATE, DnsMode.FLAKY, DnsMode.SLOW)
 """DNS modes in which the name's records are served (at all, or after a retry)."""
 FLOODS = (Behaviour.ENDLESS_LINE, Behaviour.ENDLESS_CONTINUATION)
 """Behaviours that flood the client (``flood_bytes`` applies)."""
