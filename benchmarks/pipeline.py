@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,8 @@ POLL_S = 0.2
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     tree = Path(spec["tree"])
+    # As the starttls-survey command does (research.cli.main), before pyarrow loads.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     sys.path[:0] = [str(tree), str(tree / "benchmarks")]
     import run as bench  # the tree's own benchmarks/run.py: its helpers
 

@@ -273,6 +273,10 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Arrow's default pool (mimalloc or jemalloc) keeps what the table writer's batches free,
+    # so a survey's peak memory would grow with its list; the system allocator returns it. Read
+    # when pyarrow loads, which the command does only after this; a user's own choice stands.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     args = build_parser().parse_args(argv)
     try:
         if args.command == "scan":
