@@ -145,15 +145,8 @@ def probe_address(task: AddressTask, settings: ProbeSettings) -> AddressOutcome:
         base = host_record(probe, scan, trust=trust)
         if scan is not None:
             base["undecided"] = scan.undecided
-        records = [base]
-        others = task.names[1:]
-        if others:
-            def named(name: str) -> Record:
-                return _name_record(base, scan, name, task, settings, gate, trust)
-
-            with ThreadPoolExecutor(max_workers=min(settings.per_host_connections, len(others)),
-                                    thread_name_prefix="name") as pool:
-                records.extend(pool.map(named, others))
+        records = [base, *_name_records(base, scan, task.names[1:], task, settings, gate,
+                                        trust)]
         last = address_record(task, gate.limits, budget_spent=gate.budget_spent,
                               duration_s=time.monotonic() - gate.started, finished=True)
         records.append(last)
@@ -190,11 +183,7 @@ def follow_up(work: FollowUp, settings: ProbeSettings) -> AddressOutcome:
                        AddressLimits.from_record(known.probe, settings.per_host_connections))
     register(task.survey, task.ip, task.port, gate)
     try:
-        with ThreadPoolExecutor(max_workers=min(settings.per_host_connections, len(work.names)),
-                                thread_name_prefix="name") as pool:
-            records = list(pool.map(
-                lambda name: _name_record(known.base, known.scan, name, task, settings, gate,
-                                          trust), work.names))
+        records = _name_records(known.base, known.scan, work.names, task, settings, gate, trust)
         spent = time.monotonic() - gate.started
         last = address_record(task, gate.limits,
                               budget_spent=bool(known.probe.get("budget_spent"))
@@ -252,6 +241,19 @@ def _probe(name: str, task: AddressTask, settings: ProbeSettings, gate: AddressG
            else gate.gave_up)
     last.error = f"{last.error} (tried again until: {why})"
     return last
+
+
+def _name_records(base: Record, scan: EngineScan | None, names: tuple[str, ...],
+                  task: AddressTask, settings: ProbeSettings, gate: AddressGate,
+                  trust: CertTrust) -> list[Record]:
+    """The records of further MX names on the address (:func:`_name_record`), as many at once
+    as the address may have connections."""
+    if not names:
+        return []
+    with ThreadPoolExecutor(max_workers=min(settings.per_host_connections, len(names)),
+                            thread_name_prefix="name") as pool:
+        return list(pool.map(
+            lambda name: _name_record(base, scan, name, task, settings, gate, trust), names))
 
 
 def _name_record(base: Record, scan: EngineScan | None, name: str, task: AddressTask,

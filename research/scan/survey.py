@@ -271,7 +271,6 @@ class _Run:
         self.hosts_seen: set[str] = set()
         self.resolving: dict[str, list[_Domain]] = {}
         """MX name whose address lookup is in flight → the domains that wait for it."""
-        self.tlsa_asked: set[str] = set()
         self.tasks: dict[tuple[str, int], AddressTask] = {}
         """(IP, port) → its work in the queue (waiting or running), as a task of all its
         names."""
@@ -427,8 +426,6 @@ class _Run:
                 self._host(record)
             elif stage is _Stage.POLICY:
                 self.done.policies.add(record["domain"])
-            else:
-                self.done.tlsa.add(record["mx_host"])
         self._bars[stage].update(1)
 
     def _domain(self, record: Record) -> None:
@@ -444,8 +441,9 @@ class _Run:
             if host in self.resolving:
                 self.resolving[host].append(pending)
                 pending.waiting += 1
-            if mail and host not in self.done.tlsa and host not in self.tlsa_asked:
-                self.tlsa_asked.add(host)
+            if mail and host not in self.done.tlsa:
+                # Asked now is as good as done for whoever names the host next.
+                self.done.tlsa.add(host)
                 self._submit(self.lookup_pool, _Stage.TLSA, self._tlsa, host)
         if not pending.waiting:
             self._note_aliases(record)

@@ -19,6 +19,7 @@ from research.scan.address import AddressTask, FollowUp
 from research.scan.dispatch import AddressQueue
 from research.settings import ProbeSettings
 from research.testbed import Testbed
+from tests.support.scanning import started_testbed
 
 pytestmark = pytest.mark.testbed
 
@@ -58,9 +59,7 @@ expect = {{ dns_status = "mx" }}
 
 @pytest.fixture(scope="module")
 def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    base = tmp_path_factory.mktemp("dispatch")
-    (base / "dispatch.toml").write_text(SCENARIO)
-    with Testbed.start(base / "dispatch.toml") as tb:
+    with started_testbed(tmp_path_factory.mktemp("dispatch"), "dispatch", SCENARIO) as tb:
         yield tb
 
 

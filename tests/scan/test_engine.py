@@ -27,6 +27,7 @@ from research.scan.survey import run_survey
 from research.store.results import SurveyResults
 from research.store.schema import TLS_VERSIONS, VERSION_COLUMNS, Engine
 from research.testbed import DnsMode, Testbed, load_scenario
+from tests.support.scanning import started_testbed
 
 TIMEOUT = 2.0
 EHLO = "engine-test.example"
@@ -208,8 +209,7 @@ every connection after its 8th is tried again (backoff 0.05 s, doubling) until i
 @pytest.fixture(scope="module")
 def throttled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Testbed, Run]:
     out = tmp_path_factory.mktemp("throttled")
-    (out / "throttled.toml").write_text(THROTTLED)
-    with Testbed.start(out / "throttled.toml") as tb:
+    with started_testbed(out, "throttled", THROTTLED) as tb:
         run = survey(tb, out, "full", retries=2, backoff=0.05, host_budget=THROTTLED_BUDGET)
         tb.stop()
         return tb, run

@@ -38,6 +38,7 @@ from research.store.rawlog import RawLogWriter, read_records
 from research.store.records import RecordKind
 from research.store.results import SurveyResults
 from research.testbed import Scenario, TargetStats, Testbed
+from tests.support.scanning import started_testbed
 
 pytestmark = pytest.mark.testbed
 
@@ -117,8 +118,7 @@ QUICK_PER_PROVIDER = SHARED_COUNT_LIMIT
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Surveyed]:
     base = tmp_path_factory.mktemp("quick-politeness")
-    (base / "quick.toml").write_text(QUICK)
-    with Testbed.start(base / "quick.toml") as tb:
+    with started_testbed(base, "quick", QUICK) as tb:
         # The pool's provider-wide limit is 2 at once: a survey told so keeps to it.
         settings = tb.settings(timeout=3, backoff=0.5, host_budget=60,
                                per_provider_connections=QUICK_PER_PROVIDER, provider_rate=50)

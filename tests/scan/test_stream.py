@@ -28,6 +28,7 @@ from research.store.rawlog import read_records
 from research.store.records import Record, RecordKind
 from research.store.results import SurveyResults, load_results
 from research.testbed import Testbed
+from tests.support.scanning import started_testbed
 
 pytestmark = pytest.mark.testbed
 
@@ -94,9 +95,7 @@ class Streamed:
 
 @pytest.fixture(scope="module")
 def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    base = tmp_path_factory.mktemp("stream")
-    (base / "stream.toml").write_text(SCENARIO)
-    with Testbed.start(base / "stream.toml") as tb:
+    with started_testbed(tmp_path_factory.mktemp("stream"), "stream", SCENARIO) as tb:
         yield tb
 
 

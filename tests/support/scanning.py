@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,3 +39,13 @@ def cli_scan(tb: Testbed, domain_list: Path, out: Path, *extra: str) -> list[str
             "--greeting-timeout", f"{GREETING_TIMEOUT:g}", "--host-budget", f"{HOST_BUDGET:g}",
             "--backoff", f"{BACKOFF:g}", "--concurrency", str(CONCURRENCY), "--no-progress",
             *extra]
+
+
+@contextmanager
+def started_testbed(directory: Path, name: str, text: str) -> Iterator[Testbed]:
+    """A testbed of the scenario ``text``, written to ``directory/<name>.toml`` (the scenario's
+    generated files go beside it)."""
+    path = directory / f"{name}.toml"
+    path.write_text(text)
+    with Testbed.start(path) as tb:
+        yield tb
