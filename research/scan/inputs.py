@@ -34,7 +34,7 @@ LAYOUT_CSV = "CSV with a header"
 LAYOUT_RANKED = "rank,domain CSV without a header"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DomainInput:
     """One entry of a domain list.
 
@@ -132,7 +132,8 @@ def make_entries(names: Iterable[tuple[str, int]]) -> list[DomainInput]:
             entries.append(DomainInput(input=raw, rank=rank, domain=None, error=error))
             continue
         first_rank[domain] = rank
-        entries.append(DomainInput(input=raw, rank=rank, domain=domain))
+        # Most names are given normalised: one string for both saves a list's worth of them.
+        entries.append(DomainInput(input=raw, rank=rank, domain=raw if domain == raw else domain))
     return entries
 
 

@@ -61,6 +61,7 @@ from research.scan.resolver import describe_resolver, make_resolver
 from research.scan.smtp import SmtpProbe, probe_smtp
 from research.scan.target import host_record, trust_for
 from research.settings import SurveySettings
+from research.store.diskmap import DiskMap
 from research.store.files import RAW_LOG_NAME
 from research.store.rawlog import RawLogWriter, read_records, repair
 from research.store.records import (
@@ -68,7 +69,6 @@ from research.store.records import (
     RecordKind,
     address_key,
     domain_key,
-    host_key,
     not_contacted,
     now,
 )
@@ -116,26 +116,31 @@ def run_survey(
     log_path = out / RAW_LOG_NAME
     repair(log_path)
     done = _Done.from_log(log_path, domain_list)
-    if done.opt_out is not None and opt_out is None:
-        # Resuming without the list would contact exactly those who asked not to be.
-        raise InputError(f"{out}: this survey was started with the opt-out list {done.opt_out}; "
-                         "pass --opt-out again to resume it")
     try:
+        if done.opt_out is not None and opt_out is None:
+            # Resuming without the list would contact exactly those who asked not to be.
+            raise InputError(f"{out}: this survey was started with the opt-out list "
+                             f"{done.opt_out}; pass --opt-out again to resume it")
         with RawLogWriter(log_path) as writer:
             run = _Run(settings, resolver, writer, done, progress, context, opt_out, executor)
-            writer.append(run.start_record(domain_list))
             try:
-                run.stream(domain_list.entries)
-                if run.sslyze:
-                    run.scan_with_sslyze()
-            except KeyboardInterrupt:
-                run.record_learned()
-                raise
-            writer.append({"kind": RecordKind.FINISH.value, "finished_at": now()})
+                writer.append(run.start_record(domain_list))
+                try:
+                    run.stream(domain_list.entries)
+                    if run.sslyze:
+                        run.scan_with_sslyze()
+                except KeyboardInterrupt:
+                    run.record_learned()
+                    raise
+                writer.append({"kind": RecordKind.FINISH.value, "finished_at": now()})
+            finally:
+                run.close()
     except KeyboardInterrupt:
         # Whatever finished is in the raw log: give the user its tables before stopping.
         write_tables(log_path, out)
         raise
+    finally:
+        done.close()
     # Streamed from the raw log: memory stays flat however many hosts were scanned.
     return write_tables(log_path, out)
 
@@ -160,22 +165,36 @@ def _prepare_out_dir(out: Path, resume: bool) -> Path:
 
 @dataclass
 class _Done:
-    """What an earlier run of the same survey already finished (empty for a fresh survey)."""
+    """What is done: what an earlier run of the same survey finished (empty for a fresh survey),
+    and the names and domains this run has seen to. Per domain and per name, so on disk
+    (:class:`DiskMap`): it grows with the list."""
 
-    domains: dict[tuple[int, str], Record]
-    addresses: dict[str, Record]
+    domains: DiskMap[Record] = field(default_factory=lambda: DiskMap(int, str))
+    """(rank, input) → the domain's record, from an earlier run."""
+    addresses: DiskMap[Record] = field(default_factory=lambda: DiskMap(str))
     """MX host name → its address lookup."""
-    hosts: set[tuple[str, str | None]]
+    hosts: DiskMap[None] = field(default_factory=lambda: DiskMap(str, str))
+    """(MX host, IP or "" for a name without one) recorded by an earlier run."""
     probes: dict[tuple[str, int], Record] = field(default_factory=dict)
     """(IP, port) → its latest address probe record: what it was learned to allow."""
     opt_out: str | None = None
     """The opt-out list an earlier run used, if any."""
-    policies: set[str] = field(default_factory=set)
-    tlsa: set[str] = field(default_factory=set)
+    policies: DiskMap[None] = field(default_factory=lambda: DiskMap(str))
+    """Domains whose policy lookups are done."""
+    tlsa: DiskMap[None] = field(default_factory=lambda: DiskMap(str))
+    """MX names whose TLSA lookup is done or asked."""
 
     @classmethod
     def from_log(cls, path: Path, domain_list: DomainList) -> _Done:
-        done = cls({}, {}, set())
+        done = cls()
+        try:
+            done._read(path, domain_list)
+        except BaseException:
+            done.close()
+            raise
+        return done
+
+    def _read(self, path: Path, domain_list: DomainList) -> None:
         for record in read_records(path):
             kind = record.get("kind")
             if kind == RecordKind.START and record.get("domain_list_sha256") != domain_list.sha256:
@@ -187,20 +206,23 @@ class _Done:
                 raise InputError(f"{path.parent}: --resume with a different domain list than "
                                  f"the one started (started: {started}; given: {given})")
             if kind == RecordKind.START:
-                done.opt_out = (record.get("options") or {}).get("opt_out") or done.opt_out
+                self.opt_out = (record.get("options") or {}).get("opt_out") or self.opt_out
             if kind == RecordKind.DOMAIN:
-                done.domains[domain_key(record)] = record
+                self.domains[domain_key(record)] = record
             elif kind == RecordKind.ADDRESSES:
-                done.addresses[record["mx_host"]] = record
+                self.addresses[record["mx_host"]] = record
             elif kind == RecordKind.HOST:
-                done.hosts.add(host_key(record))
+                self.hosts.add((record["mx_host"], record.get("ip") or ""))
             elif kind == RecordKind.ADDRESS_PROBE:
-                done.probes[address_key(record)] = record
+                self.probes[address_key(record)] = record
             elif kind == RecordKind.POLICY:
-                done.policies.add(record["domain"])
+                self.policies.add(record["domain"])
             elif kind == RecordKind.TLSA:
-                done.tlsa.add(record["mx_host"])
-        return done
+                self.tlsa.add(record["mx_host"])
+
+    def close(self) -> None:
+        for index in (self.domains, self.addresses, self.hosts, self.policies, self.tlsa):
+            index.close()
 
 
 def _describe_list(source: object, top: object, sha256: object) -> str:
@@ -268,7 +290,7 @@ class _Run:
         """Work of each stage submitted and not yet handled (address probes not counted)."""
         self.addresses: dispatch.AddressQueue | None = None
         self._bars: dict[_Stage, Any] = {}
-        self.hosts_seen: set[str] = set()
+        self.hosts_seen: DiskMap[None] = DiskMap(str)
         self.resolving: dict[str, list[_Domain]] = {}
         """MX name whose address lookup is in flight → the domains that wait for it."""
         self.tasks: dict[tuple[str, int], AddressTask] = {}
@@ -276,9 +298,14 @@ class _Run:
         names."""
         self.late: dict[tuple[str, int], list[str]] = {}
         """(IP, port) → names that arrived while its probe ran: its follow-up."""
-        self.known: dict[tuple[str, int], KnownAddress] = {}
-        """Addresses probed in full by this run, for the follow-ups of late names."""
+        self.known: DiskMap[KnownAddress] = DiskMap(str, int)
+        """(IP, port) → the address as probed in full by this run, for the follow-ups of late
+        names (on disk: one per address, each with its accepted suites and chain)."""
         self.sslyze_targets: list[TlsTarget] = []
+
+    def close(self) -> None:
+        self.hosts_seen.close()
+        self.known.close()
 
     def append(self, record: Record) -> None:
         with self.lock:
@@ -359,7 +386,7 @@ class _Run:
         self._grow(_Stage.MX, sum(1 for e in entries if _entry_key(e) not in self.done.domains))
         more = True
         try:
-            for record in list(self.done.domains.values()):
+            for record in self.done.domains.values():
                 self._domain(record)
             while True:
                 while more and (self.in_flight[_Stage.MX] < settings.dns_concurrency
@@ -435,8 +462,7 @@ class _Run:
             self._submit(self.lookup_pool, _Stage.POLICY, self._policy, record)
         pending = _Domain(record)
         for _, host in record["mx"]:
-            if host not in self.hosts_seen:
-                self.hosts_seen.add(host)
+            if self.hosts_seen.add(host):
                 self._first_sight(host)
             if host in self.resolving:
                 self.resolving[host].append(pending)
@@ -453,7 +479,7 @@ class _Run:
         opt-out list (recorded once, never looked up) or an earlier run did."""
         rule = self.opt_out.match_name(host) if self.opt_out else None
         if rule is not None:
-            if (host, None) not in self.done.hosts:
+            if (host, "") not in self.done.hosts:
                 error = f"on the opt-out list ({rule}): not looked up or contacted"
                 self.append(not_contacted(host, None, self.port, HostStatus.OPTED_OUT, error))
             return
@@ -473,7 +499,7 @@ class _Run:
             if not pending.waiting:
                 self._note_aliases(pending.record)
         if not record["addresses"]:
-            if (host, None) not in self.done.hosts:
+            if (host, "") not in self.done.hosts:
                 self.append(not_contacted(host, None, self.port, HostStatus.UNRESOLVED,
                                           record["error"] or "no address"))
             return
@@ -503,8 +529,8 @@ class _Run:
             self.tasks[key] = task
         elif key in self.tasks:
             self.late.setdefault(key, []).append(host)
-        elif key in self.known:
-            self._start(FollowUp(self.known[key], (host,)))
+        elif (known := self.known.get(key)) is not None:
+            self._start(FollowUp(known, (host,)))
         else:
             self._start(AddressTask(ip, self.port, (host,), _provider((host,)),
                                     self.survey_id, self.done.probes.get(key)))

@@ -3,12 +3,12 @@
 :func:`research.store.results.build_tables` builds every table in memory, which grows with the
 survey: the per-host tables (``hosts``, ``ciphers``, ``certificates``), whose records carry
 every accepted suite and certificate, and the per-domain tables, one row or more per domain of
-the list. A survey instead streams them: one pass over ``raw.jsonl`` remembers where the latest
-record of each domain, host, policy and TLSA lookup starts (a few dozen bytes each), a second
-pass reads them back in table order and writes each table to Parquet a batch of rows at a time;
-only the ``addresses`` table (one row per address probed) is built whole. The files are the
-same tables (same columns, order and dtypes once loaded) as
-:func:`research.store.results.save_results` writes from :func:`build_tables`.
+the list. A survey instead streams them: one pass over ``raw.jsonl`` notes where the latest
+record of each domain, host, policy and TLSA lookup starts, in an index on disk
+(:mod:`research.store.diskmap`); a second pass reads them back in table order and writes each
+table to Parquet a batch of rows at a time; only the ``addresses`` table (one row per address
+probed) is built whole. The files are the same tables (same columns, order and dtypes once
+loaded) as :func:`research.store.results.save_results` writes from :func:`build_tables`.
 :class:`StoredResults` then hands them out, read from disk on first use, so the survey's peak
 memory does not grow with the list or with how many hosts it scanned.
 """
@@ -23,11 +23,12 @@ from typing import Any
 import pandas as pd
 
 from research.store.datapackage import write_survey_package
+from research.store.diskmap import DiskMap
 from research.store.files import META_NAME, write_json
 from research.store.frames import make_table
 from research.store.parquet import BatchWriter, system_memory
 from research.store.rawlog import parse_line
-from research.store.records import Record, RecordKind, address_key, domain_key, host_key
+from research.store.records import Record, RecordKind, address_key, domain_key
 from research.store.results import (
     PortBlocked,
     SurveyResults,
@@ -50,18 +51,20 @@ BATCH_ROWS = 500
 
 class _Index:
     """Where in the raw log the latest record of each domain, host, policy and TLSA lookup
-    starts; the address probes' latest records (one per address, small) and the start records
-    themselves."""
+    starts (on disk, :class:`DiskMap`: they grow with the list); the address probes' latest
+    records (one per address, small) and the start records themselves."""
 
     def __init__(self, log_path: Path) -> None:
-        self.domains: dict[tuple[int, str], int] = {}
-        self.hosts: dict[tuple[str, str | None], int] = {}
-        self.policies: dict[str, int] = {}
-        self.tlsa: dict[str, int] = {}
+        self.domains: DiskMap[int] = DiskMap(int, str)
+        self.hosts: DiskMap[int] = DiskMap(str, str)
+        """(MX host, IP or "" for a name with none) → where its latest record starts."""
+        self.policies: DiskMap[int] = DiskMap(str)
+        self.tlsa: DiskMap[int] = DiskMap(str)
         self.addresses: dict[tuple[str, int], Record] = {}
         self.starts: list[Record] = []
         self.finished_at: str | None = None
-        with log_path.open("rb") as f:
+        with (log_path.open("rb") as f, self.domains.bulk(), self.hosts.bulk(),
+              self.policies.bulk(), self.tlsa.bulk()):
             offset = 0
             for raw in f:
                 at, offset = offset, offset + len(raw)
@@ -70,7 +73,7 @@ class _Index:
                     continue
                 kind = record.get("kind")
                 if kind == RecordKind.HOST:
-                    self.hosts[host_key(record)] = at
+                    self.hosts[record["mx_host"], record.get("ip") or ""] = at
                 elif kind == RecordKind.DOMAIN:
                     self.domains[domain_key(record)] = at
                 elif kind == RecordKind.POLICY:
@@ -83,6 +86,10 @@ class _Index:
                     self.starts.append(record)
                 elif kind == RecordKind.FINISH:
                     self.finished_at = record["finished_at"]
+
+    def close(self) -> None:
+        for index in (self.domains, self.hosts, self.policies, self.tlsa):
+            index.close()
 
 
 class _Reader:
@@ -109,10 +116,10 @@ def write_tables(log_path: Path, out_dir: Path) -> StoredResults:
     the Data Package (``datapackage.json`` and the tables as CSV) that publishes them.
 
     Each file is replaced atomically; memory stays flat however long the log: one pass over the
-    log remembers where the latest record of each domain, host, policy and TLSA lookup starts
-    (a few dozen bytes each), a second reads them back in table order, a batch of rows at a
-    time. The tables are those :func:`build_tables` builds in memory. Returns the results,
-    whose tables are read from the files on first use. Raises OSError if the log cannot be read
+    log notes where the latest record of each domain, host, policy and TLSA lookup starts (on
+    disk), a second reads them back in table order, a batch of rows at a time. The tables are
+    those :func:`build_tables` builds in memory. Returns the results, whose tables are read
+    from the files on first use. Raises OSError if the log cannot be read
     or the directory written.
     """
     with system_memory():
@@ -121,6 +128,13 @@ def write_tables(log_path: Path, out_dir: Path) -> StoredResults:
 
 def _write_tables(log_path: Path, out_dir: Path) -> StoredResults:
     index = _Index(log_path)
+    try:
+        return _write_indexed(log_path, out_dir, index)
+    finally:
+        index.close()
+
+
+def _write_indexed(log_path: Path, out_dir: Path, index: _Index) -> StoredResults:
     writers = {name: BatchWriter(name, out_dir / f"{name}.parquet", BATCH_ROWS)
                for name in TABLES}
     host_status: Counter[str] = Counter()
@@ -128,11 +142,10 @@ def _write_tables(log_path: Path, out_dir: Path) -> StoredResults:
     blocked = PortBlocked()
     try:
         with _Reader(log_path) as reader:
-            for domain in sorted(index.domains):
-                _add_domain(reader.at(index.domains[domain]), index, reader, writers,
-                            dns_status)
-            for host in sorted(index.hosts, key=lambda k: (k[0], k[1] or "")):
-                record = reader.at(index.hosts[host])
+            for _, at in index.domains.items():
+                _add_domain(reader.at(at), index, reader, writers, dns_status)
+            for _, at in index.hosts.items():
+                record = reader.at(at)
                 # Without its suites and certificates a host row is small, so a batch of them is.
                 lists = {name: record.pop(key, None) or [] for name, key in _HOST_LISTS.items()}
                 writers["hosts"].add(record)
@@ -178,8 +191,8 @@ def _add_domain(record: Record, index: _Index, reader: _Reader,
     policy = reader.at(at)
     writers["mta_sts"].add({"domain": policy["domain"], **(policy.get("mta_sts") or {})})
     writers["tlsrpt"].add({"domain": policy["domain"], **(policy.get("tlsrpt") or {})})
-    tlsa = {row["mx_host"]: reader.at(index.tlsa[row["mx_host"]]) for row in mx_rows
-            if row["mx_host"] in index.tlsa}
+    tlsa = {row["mx_host"]: reader.at(at) for row in mx_rows
+            if (at := index.tlsa.get(row["mx_host"])) is not None}
     for row in _dane_rows(mx_rows, {policy["domain"]: policy}, tlsa):
         writers["dane"].add(row)
 
