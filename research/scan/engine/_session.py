@@ -174,11 +174,14 @@ def _ignore(seconds: float | None) -> None:
 
 
 def run_session(target: TlsTarget, settings: ProbeSettings, lane: Lane,
-                offered: Sequence[CipherSuite], want_chain: bool,
+                offered: Sequence[CipherSuite], want_chain: bool, want_key: bool,
                 on_greeting: Callable[[float | None], None] = _ignore) -> _Outcome:
     """One SMTP session: STARTTLS, one handshake offering ``offered`` in ``lane``, QUIT.
 
-    ``on_greeting`` is told how many seconds the greeting took (None if none came).
+    ``want_key``: ask for the ephemeral key, only where it is needed, since nassl leaks the
+    Python objects of every answer (about 150 bytes, scattered through the interpreter's memory
+    pools, where they keep whole pools from being freed). ``on_greeting`` is told how
+    many seconds the greeting took (None if none came).
     """
     sock = _connect(target, settings, on_greeting)
     if isinstance(sock, _NoAnswer):
@@ -195,9 +198,7 @@ def run_session(target: TlsTarget, settings: ProbeSettings, lane: Lane,
         return _Failed(f"client setup: {_first_line(exc)}")
     client.set_underlying_socket(sock)
     try:
-        # Only a TLS 1.3 suite's key exchange needs the ephemeral key (its name does not say);
-        # nassl leaks a little memory on every get_ephemeral_key() call, so ask only there.
-        return _handshake(client, want_chain, want_key=lane.version.label == "TLS 1.3")
+        return _handshake(client, want_chain, want_key)
     finally:
         client.shutdown()
 

@@ -192,7 +192,10 @@ def _run_part(target: TlsTarget, settings: ProbeSettings, part: _Part, parts: _P
     while remaining:
         parts.maybe_split(part)
         want_chain = not result.chain and parts.want_chain(lane)
-        outcome = _attempt(target, settings, lane, remaining, want_chain, gate)
+        # A TLS 1.3 suite's name does not say its key exchange: the ciphers table needs it.
+        want_key = settings.engine is Engine.FULL and lane.version.label == "TLS 1.3"
+        outcome = _attempt(target, settings, lane, remaining, gate, want_chain=want_chain,
+                           want_key=want_key)
         if isinstance(outcome, _Ssl2Hello):
             offered = {s.openssl_name for s in remaining}
             result.accepted = [_Accepted(name, None, []) for name in outcome.openssl_names
@@ -217,13 +220,15 @@ def _run_part(target: TlsTarget, settings: ProbeSettings, part: _Part, parts: _P
     result.decided = True
 
 def _attempt(target: TlsTarget, settings: ProbeSettings, lane: Lane,
-             offered: Sequence[CipherSuite], want_chain: bool, gate: AddressGate) -> _Outcome:
+             offered: Sequence[CipherSuite], gate: AddressGate, *, want_chain: bool,
+             want_key: bool) -> _Outcome:
     silent = 0
     while True:
         permit = gate.acquire()
         if permit is None:
             return _Failed(f"not asked: {gate.gave_up}")
-        outcome = run_session(target, settings, lane, offered, want_chain, permit.greeted)
+        outcome = run_session(target, settings, lane, offered, want_chain, want_key,
+                              permit.greeted)
         if not isinstance(outcome, _NoAnswer):
             permit.release(Signal.ANSWERED)
             return outcome
@@ -280,7 +285,8 @@ def certificate_for(target: TlsTarget, settings: ProbeSettings, gate: AddressGat
         return [], "no handshake to ask for this name's certificate with"
     if lane.version.label == "SSL 2.0":
         return scan.chain_pem, None
-    outcome = _attempt(target, settings, lane, scan.certificate_suites, True, gate)
+    outcome = _attempt(target, settings, lane, scan.certificate_suites, gate, want_chain=True,
+                       want_key=False)
     if isinstance(outcome, _Accepted) and outcome.chain:
         return outcome.chain, None
     reason = getattr(outcome, "reason", None) or "no certificate in the handshake"
