@@ -179,9 +179,9 @@ def run_session(target: TlsTarget, settings: ProbeSettings, lane: Lane,
     """One SMTP session: STARTTLS, one handshake offering ``offered`` in ``lane``, QUIT.
 
     ``want_key``: ask for the ephemeral key, only where it is needed, since nassl leaks the
-    Python objects of every answer (about 150 bytes, scattered through the interpreter's memory
-    pools, where they keep whole pools from being freed). ``on_greeting`` is told how
-    many seconds the greeting took (None if none came).
+    Python objects of every answer (about 150 bytes; 0.8 MB by the end of a 10,000-domain
+    survey that asked on every TLS 1.3 session). ``on_greeting`` is told how many seconds the
+    greeting took (None if none came).
     """
     sock = _connect(target, settings, on_greeting)
     if isinstance(sock, _NoAnswer):
