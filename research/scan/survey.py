@@ -32,6 +32,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -69,6 +70,7 @@ from research.store.records import (
     RecordKind,
     address_key,
     domain_key,
+    host_key,
     not_contacted,
     now,
 )
@@ -121,20 +123,18 @@ def run_survey(
             # Resuming without the list would contact exactly those who asked not to be.
             raise InputError(f"{out}: this survey was started with the opt-out list "
                              f"{done.opt_out}; pass --opt-out again to resume it")
-        with RawLogWriter(log_path) as writer:
-            run = _Run(settings, resolver, writer, done, progress, context, opt_out, executor)
+        with (RawLogWriter(log_path) as writer,
+              closing(_Run(settings, resolver, writer, done, progress, context, opt_out,
+                           executor)) as run):
+            writer.append(run.start_record(domain_list))
             try:
-                writer.append(run.start_record(domain_list))
-                try:
-                    run.stream(domain_list.entries)
-                    if run.sslyze:
-                        run.scan_with_sslyze()
-                except KeyboardInterrupt:
-                    run.record_learned()
-                    raise
-                writer.append({"kind": RecordKind.FINISH.value, "finished_at": now()})
-            finally:
-                run.close()
+                run.stream(domain_list.entries)
+                if run.sslyze:
+                    run.scan_with_sslyze()
+            except KeyboardInterrupt:
+                run.record_learned()
+                raise
+            writer.append({"kind": RecordKind.FINISH.value, "finished_at": now()})
     except KeyboardInterrupt:
         # Whatever finished is in the raw log: give the user its tables before stopping.
         write_tables(log_path, out)
@@ -174,7 +174,7 @@ class _Done:
     addresses: DiskMap[Record] = field(default_factory=lambda: DiskMap(str))
     """MX host name → its address lookup."""
     hosts: DiskMap[None] = field(default_factory=lambda: DiskMap(str, str))
-    """(MX host, IP or "" for a name without one) recorded by an earlier run."""
+    """:func:`host_key` of each host an earlier run recorded (``(name, "")``: no address)."""
     probes: dict[tuple[str, int], Record] = field(default_factory=dict)
     """(IP, port) → its latest address probe record: what it was learned to allow."""
     opt_out: str | None = None
@@ -212,7 +212,7 @@ class _Done:
             elif kind == RecordKind.ADDRESSES:
                 self.addresses[record["mx_host"]] = record
             elif kind == RecordKind.HOST:
-                self.hosts.add((record["mx_host"], record.get("ip") or ""))
+                self.hosts.add(host_key(record))
             elif kind == RecordKind.ADDRESS_PROBE:
                 self.probes[address_key(record)] = record
             elif kind == RecordKind.POLICY:

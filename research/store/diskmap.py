@@ -12,6 +12,7 @@ from __future__ import annotations
 import pickle
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 V = TypeVar("V")
@@ -54,7 +55,6 @@ class DiskMap(Generic[V]):
                      f"VALUES ({', '.join('?' * (self._width + 1))})")
         self._add = self._put.replace("OR REPLACE", "OR IGNORE")
         self._get = f"SELECT v FROM m WHERE {where}"
-        self._delete = f"DELETE FROM m WHERE {where}"
         self._ordered = f"SELECT {key_list}, v FROM m ORDER BY {key_list}"
 
     def _key(self, key: Key | str | int) -> Key:
@@ -80,10 +80,6 @@ class DiskMap(Generic[V]):
     def __contains__(self, key: Any) -> bool:
         return self._db.execute(self._get, self._key(key)).fetchone() is not None
 
-    def __delitem__(self, key: Key | str | int) -> None:
-        if self._db.execute(self._delete, self._key(key)).rowcount == 0:
-            raise KeyError(key)
-
     def add(self, key: Key | str | int) -> bool:
         """Set ``key`` (to None) if it is not set: as a set's add; True if it was new."""
         cursor = self._db.execute(self._add, (*self._key(key), _NONE))
@@ -102,9 +98,14 @@ class DiskMap(Generic[V]):
         for _, value in self.items():
             yield value
 
-    def bulk(self) -> _Bulk:
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
         """A context in which many writes cost one transaction (the index's first pass)."""
-        return _Bulk(self._db)
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
@@ -114,14 +115,3 @@ class DiskMap(Generic[V]):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _Bulk:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN")
-
-    def __exit__(self, *exc: object) -> None:
-        self._db.execute("COMMIT")

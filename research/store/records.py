@@ -47,8 +47,10 @@ def domain_key(record: Record) -> tuple[int, str]:
     return record["rank"], record["input"]
 
 
-def host_key(record: Record) -> tuple[str, str | None]:
-    return record["mx_host"], record.get("ip")
+def host_key(record: Record) -> tuple[str, str]:
+    """(MX host, IP), with "" for a name without an address: a key that sorts in table order and
+    is text in every part (:mod:`research.store.diskmap` keeps such keys)."""
+    return record["mx_host"], record.get("ip") or ""
 
 
 def address_key(record: Record) -> tuple[str, int]:

@@ -93,7 +93,7 @@ def build_tables(records: Iterable[Record]) -> SurveyResults:
         for r in domain_rows
         for pref, host in r.get("mx") or []
     ]
-    host_rows = sorted(hosts.values(), key=lambda r: (r["mx_host"], r.get("ip") or ""))
+    host_rows = [hosts[key] for key in sorted(hosts)]
     cipher_rows = [
         {"mx_host": h["mx_host"], "ip": h["ip"], **c}
         for h in host_rows

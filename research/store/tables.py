@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from research.store.files import META_NAME, write_json
 from research.store.frames import make_table
 from research.store.parquet import BatchWriter, system_memory
 from research.store.rawlog import parse_line
-from research.store.records import Record, RecordKind, address_key, domain_key
+from research.store.records import Record, RecordKind, address_key, domain_key, host_key
 from research.store.results import (
     PortBlocked,
     SurveyResults,
@@ -57,7 +58,6 @@ class _Index:
     def __init__(self, log_path: Path) -> None:
         self.domains: DiskMap[int] = DiskMap(int, str)
         self.hosts: DiskMap[int] = DiskMap(str, str)
-        """(MX host, IP or "" for a name with none) → where its latest record starts."""
         self.policies: DiskMap[int] = DiskMap(str)
         self.tlsa: DiskMap[int] = DiskMap(str)
         self.addresses: dict[tuple[str, int], Record] = {}
@@ -73,7 +73,7 @@ class _Index:
                     continue
                 kind = record.get("kind")
                 if kind == RecordKind.HOST:
-                    self.hosts[record["mx_host"], record.get("ip") or ""] = at
+                    self.hosts[host_key(record)] = at
                 elif kind == RecordKind.DOMAIN:
                     self.domains[domain_key(record)] = at
                 elif kind == RecordKind.POLICY:
@@ -127,11 +127,8 @@ def write_tables(log_path: Path, out_dir: Path) -> StoredResults:
 
 
 def _write_tables(log_path: Path, out_dir: Path) -> StoredResults:
-    index = _Index(log_path)
-    try:
+    with closing(_Index(log_path)) as index:
         return _write_indexed(log_path, out_dir, index)
-    finally:
-        index.close()
 
 
 def _write_indexed(log_path: Path, out_dir: Path, index: _Index) -> StoredResults:
