@@ -42,9 +42,15 @@ POLL_S = 0.2
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     tree = Path(spec["tree"])
-    # As the starttls-survey command does (research.cli.main), before pyarrow loads.
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     sys.path[:0] = [str(tree), str(tree / "benchmarks")]
+    # As the starttls-survey command does, before pyarrow loads: the tree's own set-up.
+    import research.cli
+
+    steady = getattr(research.cli, "steady_memory", None)
+    if steady is not None:
+        steady()
+    else:  # trees before research.cli.steady_memory set only Arrow's pool
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     import run as bench  # the tree's own benchmarks/run.py: its helpers
 
     from research.scan.inputs import read_domain_list

@@ -20,11 +20,25 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import Any, Protocol
 
 from research.errors import InputError
-from research.scan.address import AddressOutcome, AddressTask, AddressWork, run_work
+from research.scan.address import AddressOutcome, AddressTask, AddressWork, FollowUp, run_work
 from research.settings import ProbeSettings
+
+
+class Queued(Protocol):
+    """What waits in an :class:`AddressQueue`: the address it is for, and whose line it waits
+    in (an :data:`~research.scan.address.AddressWork`, or what its ``start`` makes one of)."""
+
+    @property
+    def ip(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def provider(self) -> str: ...
 
 
 def as_executor(executor: Any) -> Executor:
@@ -72,16 +86,22 @@ class AddressQueue:
     each future as it finishes, from whichever thread finishes it, so a caller with its own
     completion queue learns of it there, then hands the future to :meth:`finished`. Without
     one, :meth:`completed` waits for them.
+
+    ``start``, if given, makes the work to run of what waited, as it starts (same address, same
+    provider): what waits can then stay small while the queue is long, and what the work needs
+    is loaded only for the ``window`` that runs. Without it, what is added is the work.
     """
 
     def __init__(self, settings: ProbeSettings, *, window: int, executor: Any = None,
-                 notify: Callable[[Future[AddressOutcome]], None] | None = None) -> None:
+                 notify: Callable[[Future[AddressOutcome]], None] | None = None,
+                 start: Callable[[Queued], AddressWork] | None = None) -> None:
         self._own = executor is None
         self._pool = (ThreadPoolExecutor(max_workers=window, thread_name_prefix="address")
                       if self._own else as_executor(executor))
         self._settings = settings
         self._window = window
         self._notify = notify
+        self._start = start
         self._waiting = _ProviderQueue(settings.per_provider_connections)
         self._running: dict[Future[AddressOutcome], AddressWork] = {}
 
@@ -98,8 +118,11 @@ class AddressQueue:
         """Tasks of ``provider`` started and not yet handed back: at most its cap."""
         return self._waiting.running_of(provider)
 
-    def add(self, work: AddressWork) -> None:
-        """Queue ``work``; it starts at once if the window and its provider have room."""
+    def add(self, work: Queued) -> None:
+        """Queue ``work``; it starts at once if the window and its provider have room. Raises
+        TypeError, without a ``start``, for what is no address work."""
+        if self._start is None:
+            _as_work(work)
         self._waiting.add(work)
         self._fill()
 
@@ -144,20 +167,27 @@ class AddressQueue:
 
     def _fill(self) -> None:
         while len(self._running) < self._window:
-            work = self._waiting.next()
-            if work is None:
+            queued = self._waiting.next()
+            if queued is None:
                 return
+            work = _as_work(queued) if self._start is None else self._start(queued)
             future = self._pool.submit(run_work, work, self._settings)
             self._running[future] = work
             if self._notify is not None:
                 future.add_done_callback(self._notify)
 
 
+def _as_work(queued: Queued) -> AddressWork:
+    if not isinstance(queued, AddressTask | FollowUp):
+        raise TypeError(f"not address work: {queued!r} (an AddressQueue without a start)")
+    return queued
+
+
 class _ProviderQueue:
     """Work waiting, handed out round the providers that have room, each provider's in order."""
 
     def __init__(self, per_provider: int) -> None:
-        self._waiting: dict[str, deque[AddressWork]] = {}
+        self._waiting: dict[str, deque[Queued]] = {}
         self._order: deque[str] = deque()
         self._running: dict[str, int] = {}
         self._cap = per_provider
@@ -166,7 +196,7 @@ class _ProviderQueue:
     def __len__(self) -> int:
         return self._count
 
-    def add(self, work: AddressWork) -> None:
+    def add(self, work: Queued) -> None:
         if work.provider not in self._waiting:
             self._waiting[work.provider] = deque()
             self._order.append(work.provider)
@@ -194,7 +224,7 @@ class _ProviderQueue:
                     return
         raise KeyError((task.ip, task.port))
 
-    def next(self) -> AddressWork | None:
+    def next(self) -> Queued | None:
         for _ in range(len(self._order)):
             provider = self._order[0]
             self._order.rotate(-1)

@@ -10,7 +10,8 @@ bound, so memory does not grow with the list.
 Each address is probed once however many MX names and domains share it
 (:mod:`research.scan.address`); a name that points at it only once its probe has started is a
 follow-up of the address (one session for that name's certificate), so N names still cost one
-enumeration and at most N−1 sessions. Every finished domain, address lookup, host and address
+enumeration and at most N−1 sessions; an address of many names is worked in parts of
+:data:`NAMES_PER_WORK`. Every finished domain, address lookup, host and address
 probe is appended to the raw log at once, so ``resume=True`` skips all finished work and starts
 the unfinished addresses from the limits they were learned to have; an interrupt (Ctrl-C,
 SIGTERM through the CLI) still records what the addresses being probed had taught and writes
@@ -36,7 +37,7 @@ from contextlib import closing
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dns.resolver
 from tqdm.auto import tqdm
@@ -74,9 +75,10 @@ from research.store.records import (
     not_contacted,
     now,
 )
-from research.store.results import SurveyResults
 from research.store.schema import MAIL_DNS_STATUSES, DnsStatus, Engine, HostStatus
-from research.store.tables import write_tables
+
+if TYPE_CHECKING:
+    from research.store.results import SurveyResults
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -137,11 +139,19 @@ def run_survey(
             writer.append({"kind": RecordKind.FINISH.value, "finished_at": now()})
     except KeyboardInterrupt:
         # Whatever finished is in the raw log: give the user its tables before stopping.
-        write_tables(log_path, out)
+        _write_tables(log_path, out)
         raise
     finally:
         done.close()
     # Streamed from the raw log: memory stays flat however many hosts were scanned.
+    return _write_tables(log_path, out)
+
+
+def _write_tables(log_path: Path, out: Path) -> SurveyResults:
+    # The tables need pandas and pyarrow (about 0.4 s to import): loaded once the probes are
+    # done, not before the first one.
+    from research.store.tables import write_tables
+
     return write_tables(log_path, out)
 
 
@@ -236,6 +246,12 @@ def _entry_key(entry: DomainInput) -> tuple[int, str]:
 
 WAKE_S = 1.0
 """Longest the stream's loop sleeps: how soon Ctrl-C or SIGTERM is handled at the latest."""
+NAMES_PER_WORK = 16
+"""Most MX names one piece of address work takes; the others wait for the follow-ups after it.
+A provider may give thousands of customers' names one address: cut this way, what a task holds
+and hands back (a ``host`` record per name) stays small however long the list, and each part
+is in the raw log as soon as it is done. The names cost the same sessions either way (one each
+after the first); each part adds an ``address_probe`` record."""
 LOOKUPS_PER_WORKER = 4
 """Domains are taken from the list while the policy and TLSA lookups waiting or running are
 below this many per lookup thread: enough to keep every thread busy, and no more in memory."""
@@ -249,6 +265,17 @@ class _Stage(Enum):
     PROBE = "addresses"
     POLICY = "MTA-STS domains"
     TLSA = "TLSA hosts"
+
+
+@dataclass(frozen=True, slots=True)
+class _LateNames:
+    """Names that met their address once it was probed, waiting in the address queue for their
+    follow-up (:meth:`_Run._work` makes it)."""
+
+    ip: str
+    port: int
+    provider: str
+    names: tuple[str, ...]
 
 
 @dataclass
@@ -297,7 +324,8 @@ class _Run:
         """(IP, port) → its work in the queue (waiting or running), as a task of all its
         names."""
         self.late: dict[tuple[str, int], list[str]] = {}
-        """(IP, port) → names that arrived while its probe ran: its follow-up."""
+        """(IP, port) → names that wait for its work in the queue to finish (they arrived while
+        it ran, or its task was full): its next follow-ups."""
         self.known: DiskMap[KnownAddress] = DiskMap(str, int)
         """(IP, port) → the address as probed in full by this run, for the follow-ups of late
         names (on disk: one per address, each with its accepted suites and chain)."""
@@ -378,7 +406,8 @@ class _Run:
         if not self.sslyze:
             self.addresses = dispatch.AddressQueue(
                 settings.probe, window=settings.concurrency, executor=self.executor,
-                notify=lambda future: self.events.put((_Stage.PROBE, future)))
+                notify=lambda future: self.events.put((_Stage.PROBE, future)),
+                start=self._work)
         lookups = LOOKUPS_PER_WORKER * settings.concurrency
         todo = (e for e in entries if _entry_key(e) not in self.done.domains)
         self._bars = {stage: self._bar(0, stage.value) for stage in _Stage
@@ -517,12 +546,12 @@ class _Run:
 
     def _target(self, host: str, ip: str) -> None:
         """Probe (``ip``, port) for ``host``: a new task; a name more for its task if that has
-        not started; once it has, a follow-up when it finishes; once it has finished, a
-        follow-up now."""
+        not started and has room (:data:`NAMES_PER_WORK`); otherwise a follow-up once its work
+        finishes; once it has finished, a follow-up now."""
         assert self.addresses is not None
         key = (ip, self.port)
         queued = self.addresses.waiting(ip, self.port)
-        if queued is not None:
+        if queued is not None and len(queued.names) < NAMES_PER_WORK:
             names = tuple(sorted((*queued.names, host)))
             task = replace(queued, names=names, provider=_provider(names))
             self.addresses.replace(task)
@@ -530,18 +559,33 @@ class _Run:
         elif key in self.tasks:
             self.late.setdefault(key, []).append(host)
         elif (known := self.known.get(key)) is not None:
-            self._start(FollowUp(known, (host,)))
+            self._follow_up(known, (host,))
         else:
-            self._start(AddressTask(ip, self.port, (host,), _provider((host,)),
-                                    self.survey_id, self.done.probes.get(key)))
+            task = AddressTask(ip, self.port, (host,), _provider((host,)), self.survey_id,
+                               self.done.probes.get(key))
+            self._start(task, task)
 
-    def _start(self, work: AddressWork) -> None:
+    def _follow_up(self, known: KnownAddress, names: tuple[str, ...]) -> None:
+        task = known.task
+        self._start(_LateNames(task.ip, task.port, task.provider, names),
+                    replace(task, names=task.names + names))
+
+    def _start(self, work: AddressTask | _LateNames, task: AddressTask) -> None:
+        """Queue ``work``, the probe of ``task``'s address (all its names) or the follow-up
+        of its late names."""
         assert self.addresses is not None
-        self.tasks[(work.ip, work.port)] = (
-            work if isinstance(work, AddressTask)
-            else replace(work.known.task, names=work.known.task.names + work.names))
+        self.tasks[(task.ip, task.port)] = task
         self._grow(_Stage.PROBE)
         self.addresses.add(work)
+
+    def _work(self, queued: dispatch.Queued) -> AddressWork:
+        """What runs of what waited in the address queue, as it starts: a follow-up takes its
+        address as probed from disk only now, so the follow-ups waiting on a provider's pace
+        (as many as its addresses) cost their names, not their addresses' scans."""
+        if isinstance(queued, _LateNames):
+            return FollowUp(self.known[(queued.ip, queued.port)], queued.names)
+        assert isinstance(queued, AddressTask)
+        return queued
 
     def _probed(self, work: AddressWork, outcome: AddressOutcome) -> None:
         for record in outcome.records:
@@ -551,7 +595,9 @@ class _Run:
         self.known[key] = outcome.known
         late = self.late.pop(key, None)
         if late:
-            self._start(FollowUp(outcome.known, tuple(late)))
+            if len(late) > NAMES_PER_WORK:
+                self.late[key] = late[NAMES_PER_WORK:]
+            self._follow_up(outcome.known, tuple(late[:NAMES_PER_WORK]))
 
     def _policy(self, record: Record) -> Record:
         hosts = [mx[1] for mx in record["mx"]]

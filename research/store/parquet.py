@@ -68,13 +68,6 @@ class BatchWriter:
         if len(self._rows) >= self.batch_rows:
             self.flush()
 
-    def add_frame(self, frame: pd.DataFrame) -> None:
-        """Write a whole table already built (a small one), as one batch."""
-        self.flush()
-        if len(frame):
-            self._write(frame)
-            self.count += len(frame)
-
     def flush(self) -> None:
         if self._rows:
             self._write(make_table(self.name, self._rows))

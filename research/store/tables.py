@@ -4,13 +4,12 @@
 survey: the per-host tables (``hosts``, ``ciphers``, ``certificates``), whose records carry
 every accepted suite and certificate, and the per-domain tables, one row or more per domain of
 the list. A survey instead streams them: one pass over ``raw.jsonl`` notes where the latest
-record of each domain, host, policy and TLSA lookup starts, in an index on disk
+record of each domain, host, address probe, policy and TLSA lookup starts, in an index on disk
 (:mod:`research.store.diskmap`); a second pass reads them back in table order and writes each
-table to Parquet a batch of rows at a time; only the ``addresses`` table (one row per address
-probed) is built whole. The files are the same tables (same columns, order and dtypes once
-loaded) as :func:`research.store.results.save_results` writes from :func:`build_tables`.
-:class:`StoredResults` then hands them out, read from disk on first use, so the survey's peak
-memory does not grow with the list or with how many hosts it scanned.
+table to Parquet a batch of rows at a time. The files are the same tables (same columns,
+order and dtypes once loaded) as :func:`research.store.results.save_results` writes from
+:func:`build_tables`. :class:`StoredResults` then hands them out, read from disk on first use,
+so the survey's peak memory does not grow with the list or with how many hosts it scanned.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ import pandas as pd
 from research.store.datapackage import write_survey_package
 from research.store.diskmap import DiskMap
 from research.store.files import META_NAME, write_json
-from research.store.frames import make_table
 from research.store.parquet import BatchWriter, system_memory
 from research.store.rawlog import parse_line
 from research.store.records import Record, RecordKind, address_key, domain_key, host_key
@@ -36,7 +34,6 @@ from research.store.results import (
     _dane_rows,
     _read_table,
     make_meta,
-    sorted_addresses,
 )
 from research.store.schema import TABLES
 
@@ -51,20 +48,21 @@ BATCH_ROWS = 500
 
 
 class _Index:
-    """Where in the raw log the latest record of each domain, host, policy and TLSA lookup
-    starts (on disk, :class:`DiskMap`: they grow with the list); the address probes' latest
-    records (one per address, small) and the start records themselves."""
+    """Where in the raw log the latest record of each domain, host, address probe, policy and
+    TLSA lookup starts (on disk, :class:`DiskMap`: they grow with the list), and the start
+    records themselves."""
 
     def __init__(self, log_path: Path) -> None:
         self.domains: DiskMap[int] = DiskMap(int, str)
         self.hosts: DiskMap[int] = DiskMap(str, str)
+        self.addresses: DiskMap[int] = DiskMap(int, str)
+        """(port, IP) → offset: in the ``addresses`` table's order."""
         self.policies: DiskMap[int] = DiskMap(str)
         self.tlsa: DiskMap[int] = DiskMap(str)
-        self.addresses: dict[tuple[str, int], Record] = {}
         self.starts: list[Record] = []
         self.finished_at: str | None = None
         with (log_path.open("rb") as f, self.domains.bulk(), self.hosts.bulk(),
-              self.policies.bulk(), self.tlsa.bulk()):
+              self.addresses.bulk(), self.policies.bulk(), self.tlsa.bulk()):
             offset = 0
             for raw in f:
                 at, offset = offset, offset + len(raw)
@@ -81,14 +79,15 @@ class _Index:
                 elif kind == RecordKind.TLSA:
                     self.tlsa[record["mx_host"]] = at
                 elif kind == RecordKind.ADDRESS_PROBE:
-                    self.addresses[address_key(record)] = record
+                    ip, port = address_key(record)
+                    self.addresses[port, ip] = at
                 elif kind == RecordKind.START:
                     self.starts.append(record)
                 elif kind == RecordKind.FINISH:
                     self.finished_at = record["finished_at"]
 
     def close(self) -> None:
-        for index in (self.domains, self.hosts, self.policies, self.tlsa):
+        for index in (self.domains, self.hosts, self.addresses, self.policies, self.tlsa):
             index.close()
 
 
@@ -116,11 +115,11 @@ def write_tables(log_path: Path, out_dir: Path) -> StoredResults:
     the Data Package (``datapackage.json`` and the tables as CSV) that publishes them.
 
     Each file is replaced atomically; memory stays flat however long the log: one pass over the
-    log notes where the latest record of each domain, host, policy and TLSA lookup starts (on
-    disk), a second reads them back in table order, a batch of rows at a time. The tables are
-    those :func:`build_tables` builds in memory. Returns the results, whose tables are read
-    from the files on first use. Raises OSError if the log cannot be read
-    or the directory written.
+    log notes where the latest record of each domain, host, address probe, policy and TLSA
+    lookup starts (on disk), a second reads them back in table order, a batch of rows at a
+    time. The tables are those :func:`build_tables` builds in memory. Returns the results,
+    whose tables are read from the files on first use. Raises OSError if the log cannot be
+    read or the directory written.
     """
     with system_memory():
         return _write_tables(log_path, out_dir)
@@ -137,6 +136,7 @@ def _write_indexed(log_path: Path, out_dir: Path, index: _Index) -> StoredResult
     host_status: Counter[str] = Counter()
     dns_status: Counter[str] = Counter()
     blocked = PortBlocked()
+    sessions = 0
     try:
         with _Reader(log_path) as reader:
             for _, at in index.domains.items():
@@ -153,8 +153,10 @@ def _write_indexed(log_path: Path, out_dir: Path, index: _Index) -> StoredResult
                     for row in rows:
                         writers[name].add({"mx_host": record["mx_host"], "ip": record["ip"],
                                            **row})
-        addresses = make_table("addresses", sorted_addresses(index.addresses.values()))
-        writers["addresses"].add_frame(addresses)
+            for _, at in index.addresses.items():
+                record = reader.at(at)
+                writers["addresses"].add(record)
+                sessions += record.get("sessions") or 0
         for writer in writers.values():
             writer.close()
     except BaseException:
@@ -163,7 +165,7 @@ def _write_indexed(log_path: Path, out_dir: Path, index: _Index) -> StoredResult
         raise
     counts: dict[str, Any] = {name: writers[name].count for name in TABLES}
     counts.update(host_status=dict(host_status), dns_status=dict(dns_status),
-                  sessions=int(addresses["sessions"].fillna(0).sum()))
+                  sessions=sessions)
     meta = make_meta(index.starts, index.finished_at, counts, blocked.verdict)
     path = write_json(out_dir / META_NAME, meta)
     write_survey_package(out_dir, meta)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pytest
 
 from research.errors import InputError
-from research.scan.address import AddressTask, FollowUp
-from research.scan.dispatch import AddressQueue
+from research.scan.address import AddressTask, AddressWork, FollowUp
+from research.scan.dispatch import AddressQueue, Queued
 from research.settings import ProbeSettings
 from research.testbed import Testbed
 from tests.support.scanning import started_testbed
@@ -128,6 +129,40 @@ def test_a_follow_up_waits_its_turn_and_counts_from_the_address(testbed: Testbed
     assert last["sessions"] == outcome.records[-1]["sessions"] + 1
     assert last["mx_hosts"] == sorted([task.names[0], other])
     queue.close()
+
+
+@dataclass(frozen=True)
+class _Pointer:
+    """What waits: an address and its provider, the task kept elsewhere."""
+
+    ip: str
+    port: int
+    provider: str
+
+
+def test_what_waits_becomes_work_only_as_it_starts(testbed: Testbed) -> None:
+    settings = _settings(testbed, per_provider_connections=1)
+    kept = {task.ip: task for task in _tasks(testbed, "alpha")}
+    made: list[str] = []
+
+    def start(queued: Queued) -> AddressWork:
+        made.append(queued.ip)
+        return kept[queued.ip]
+
+    queue = AddressQueue(settings, window=WINDOW, start=start)
+    for ip in sorted(kept):
+        queue.add(_Pointer(ip, testbed.smtp_port, "alpha.test"))
+    # A cap of one for the provider: one made, two still waiting as pointers.
+    assert made == sorted(kept)[:1] and len(queue) == 3
+    done = [work for work, _ in queue.completed()]
+    assert made == sorted(kept) and done == [kept[ip] for ip in sorted(kept)]
+    queue.close()
+    # Without a start, only address work can wait.
+    plain = AddressQueue(settings, window=WINDOW)
+    with pytest.raises(TypeError, match="not address work"):
+        plain.add(_Pointer(ALPHA[0], testbed.smtp_port, "alpha.test"))
+    assert not len(plain)
+    plain.close()
 
 
 def test_a_task_that_raises_is_passed_on(testbed: Testbed) -> None:

@@ -19,7 +19,7 @@ from support.groundtruth import assert_domains_match, assert_hosts_match
 
 from research.cli import main as cli_main
 from research.policy.names import provider_of
-from research.scan.survey import run_survey
+from research.scan.survey import NAMES_PER_WORK, run_survey
 from research.store.files import RAW_LOG_NAME
 from research.store.rawlog import RawLogWriter, read_records
 from research.store.results import SurveyResults, build_tables, load_results
@@ -93,20 +93,20 @@ def test_concentrated_scenario_is_zipf_on_shared_pools(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def concentrated_survey(tmp_path_factory: pytest.TempPathFactory
-                        ) -> Iterator[tuple[Testbed, SurveyResults, dict[str, TargetStats]]]:
+                        ) -> Iterator[tuple[Testbed, SurveyResults, dict[str, TargetStats], Path]]:
     out = tmp_path_factory.mktemp("concentrated")
     with Testbed.start(concentrated(300, 40, seed=2)) as tb:
         results = run_survey([name for _, name in tb.domains()], out,
                              tb.settings(timeout=TIMEOUT, greeting_timeout=TIMEOUT,
                                          concurrency=10), progress=False)
-        yield tb, results, tb.address_stats()
+        yield tb, results, tb.address_stats(), out
 
 
 @pytest.mark.testbed
 def test_concentrated_survey_probes_each_address_once(
-    concentrated_survey: tuple[Testbed, SurveyResults, dict[str, TargetStats]]
+    concentrated_survey: tuple[Testbed, SurveyResults, dict[str, TargetStats], Path]
 ) -> None:
-    tb, results, served = concentrated_survey
+    tb, results, served, _ = concentrated_survey
     assert_domains_match(tb.scenario, results)
     assert_hosts_match(tb.scenario, results)
     assert len(results.addresses) == len(tb.scenario.addresses()) < len(results.hosts) / 2
@@ -116,6 +116,27 @@ def test_concentrated_survey_probes_each_address_once(
         # One enumeration (the TLS hosts of this mix need at most 40 sessions) plus one
         # session per further name.
         assert row["sessions"] <= 40 + len(row["mx_hosts"]) - 1, ip
+
+
+@pytest.mark.testbed
+def test_an_address_of_many_names_is_worked_in_parts(
+    concentrated_survey: tuple[Testbed, SurveyResults, dict[str, TargetStats], Path]
+) -> None:
+    tb, _, _, out = concentrated_survey
+    # Each part ends with the address's address_probe record, after its names' host records.
+    names: Counter[str] = Counter()
+    parts: dict[str, list[int]] = {}
+    for record in read_records(out / RAW_LOG_NAME):
+        if record["kind"] == "host" and record.get("ip"):
+            names[record["ip"]] += 1
+        elif record["kind"] == "address_probe":
+            parts.setdefault(record["ip"], []).append(names.pop(record["ip"], 0))
+    largest = max(len(tb.scenario.hosts_at(ip)) for ip in parts)
+    assert largest > 2 * NAMES_PER_WORK  # this mix has addresses of many names
+    for ip, sizes in parts.items():
+        assert sum(sizes) == len(tb.scenario.hosts_at(ip)), ip
+        assert max(sizes) <= NAMES_PER_WORK, (ip, sizes)
+        assert len(sizes) >= len(tb.scenario.hosts_at(ip)) / NAMES_PER_WORK, (ip, sizes)
 
 
 @pytest.fixture(scope="module")
