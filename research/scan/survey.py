@@ -148,8 +148,8 @@ def run_survey(
 
 
 def _write_tables(log_path: Path, out: Path) -> SurveyResults:
-    # The tables need pandas and pyarrow (about 0.4 s to import): loaded once the probes are
-    # done, not before the first one.
+    # The tables need pandas and pyarrow, which the stream does not: they load once the probes
+    # are done, not before the first one.
     from research.store.tables import write_tables
 
     return write_tables(log_path, out)
@@ -269,8 +269,8 @@ class _Stage(Enum):
 
 @dataclass(frozen=True, slots=True)
 class _LateNames:
-    """Names that met their address once it was probed, waiting in the address queue for their
-    follow-up (:meth:`_Run._work` makes it)."""
+    """Names of an address already probed in full (they came later, or did not fit in its
+    task), waiting in the address queue for their follow-up (:meth:`_Run._work` makes it)."""
 
     ip: str
     port: int
