@@ -57,6 +57,12 @@ def address_key(record: Record) -> tuple[str, int]:
     return record["ip"], record["port"]
 
 
+def address_order(record: Record) -> tuple[int, str]:
+    """(port, IP): the ``addresses`` table's order, as a key :mod:`research.store.diskmap`
+    keeps."""
+    return record["port"], record["ip"]
+
+
 def now() -> str:
     """The time a record is stamped with: ISO 8601, UTC."""
     return datetime.now(UTC).isoformat()

@@ -22,7 +22,14 @@ from research.store.files import META_NAME, RAW_LOG_NAME, atomic_write, write_js
 from research.store.frames import cast_table, make_table
 from research.store.provenance import SURVEY_LIBRARIES, library_versions, tool_version
 from research.store.rawlog import read_records
-from research.store.records import Record, RecordKind, address_key, domain_key, host_key
+from research.store.records import (
+    Record,
+    RecordKind,
+    address_key,
+    address_order,
+    domain_key,
+    host_key,
+)
 from research.store.schema import (
     CONNECTION_FAILED,
     LATER_COLUMNS,
@@ -146,7 +153,7 @@ def _dane_rows(mx_rows: list[Record], policies: dict[str, Record],
 
 def sorted_addresses(records: Iterable[Record]) -> list[Record]:
     """``addresses`` rows in table order: by port, then address."""
-    return sorted(records, key=lambda r: (r["port"], r["ip"]))
+    return sorted(records, key=address_order)
 
 
 def _meta(starts: list[Record], finished_at: str | None, results: SurveyResults) -> dict[str, Any]:

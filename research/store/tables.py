@@ -27,7 +27,7 @@ from research.store.diskmap import DiskMap
 from research.store.files import META_NAME, write_json
 from research.store.parquet import BatchWriter, system_memory
 from research.store.rawlog import parse_line
-from research.store.records import Record, RecordKind, address_key, domain_key, host_key
+from research.store.records import Record, RecordKind, address_order, domain_key, host_key
 from research.store.results import (
     PortBlocked,
     SurveyResults,
@@ -56,7 +56,7 @@ class _Index:
         self.domains: DiskMap[int] = DiskMap(int, str)
         self.hosts: DiskMap[int] = DiskMap(str, str)
         self.addresses: DiskMap[int] = DiskMap(int, str)
-        """(port, IP) → offset: in the ``addresses`` table's order."""
+        """:func:`address_order` → offset."""
         self.policies: DiskMap[int] = DiskMap(str)
         self.tlsa: DiskMap[int] = DiskMap(str)
         self.starts: list[Record] = []
@@ -79,8 +79,7 @@ class _Index:
                 elif kind == RecordKind.TLSA:
                     self.tlsa[record["mx_host"]] = at
                 elif kind == RecordKind.ADDRESS_PROBE:
-                    ip, port = address_key(record)
-                    self.addresses[port, ip] = at
+                    self.addresses[address_order(record)] = at
                 elif kind == RecordKind.START:
                     self.starts.append(record)
                 elif kind == RecordKind.FINISH:
