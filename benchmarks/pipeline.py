@@ -44,12 +44,15 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     tree = Path(spec["tree"])
     sys.path[:0] = [str(tree), str(tree / "benchmarks")]
     # As the starttls-survey command does, before pyarrow loads: the tree's own set-up.
-    import research.cli
+    try:
+        from research.memory import steady_memory
+    except ImportError:  # older trees: research.cli's, or only Arrow's pool
+        import research.cli
 
-    steady = getattr(research.cli, "steady_memory", None)
-    if steady is not None:
-        steady()
-    else:  # trees before research.cli.steady_memory set only Arrow's pool
+        steady_memory = getattr(research.cli, "steady_memory", None)
+    if steady_memory is not None:
+        steady_memory()
+    else:
         os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     import run as bench  # the tree's own benchmarks/run.py: its helpers
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -139,7 +140,7 @@ def child_dns(spec: dict[str, Any]) -> dict[str, Any]:
     from research.scan.mx import resolve_addresses, resolve_mx
     from research.scan.resolver import make_resolver
 
-    domains = [e.domain for e in read_domain_list(Path(spec["domains"])).entries if e.domain]
+    domains = [e.domain for e in read_domain_list(Path(spec["domains"])) if e.domain]
     resolver = make_resolver([spec["resolver"]], timeout=spec["timeout"])
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=spec["dns_concurrency"]) as pool:
@@ -433,7 +434,7 @@ def concentrated_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                            "group_refusals": sum(s.throttled
                                                  for s in tb.group_stats().values())}
         # The slice: the first domains by rank, surveyed by the engine and by the sslyze path.
-        entries = read_domain_list(domain_list).entries[: args.sslyze_slice]
+        entries = list(itertools.islice(read_domain_list(domain_list), args.sslyze_slice))
         slice_list = work / "slice.csv"
         slice_list.write_text("rank,domain\n" + "".join(f"{e.rank},{e.domain}\n"
                                                          for e in entries))

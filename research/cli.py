@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import importlib.util
 import ipaddress
 import os
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from research import settings as config
 from research.errors import SurveyError
+from research.memory import steady_memory
 from research.store.schema import Engine
 
 if TYPE_CHECKING:
@@ -271,35 +271,6 @@ def _version() -> str:
     from research import __version__
 
     return __version__
-
-
-M_MMAP_THRESHOLD = -3
-"""glibc's ``mallopt`` parameter for the size from which a block gets a mapping of its own."""
-MMAP_THRESHOLD = 128 * 1024
-"""glibc's initial mmap threshold, bytes, kept fixed by :func:`steady_memory`."""
-
-
-def steady_memory() -> None:
-    """Set up this process so that a survey's peak memory does not grow with its list, as the
-    command does before anything else; call it first in a process of your own that runs long
-    surveys (the benchmarks do). A user's own setting of either variable below stands.
-
-    - Arrow's default pool (mimalloc or jemalloc) keeps what the table writer's batches free;
-      the system allocator returns it (``ARROW_DEFAULT_MEMORY_POOL``, read when pyarrow loads).
-    - glibc raises its mmap threshold each time a mapped block is freed, up to 32 MiB, after
-      which blocks that large come from the heap, whose free gaps it cannot give back: the
-      tables' Arrow and pandas batches then left 20 MB of free heap after a 10,000-domain
-      survey's tables against 9 MB after a 1,000-domain survey's. A fixed threshold turns the
-      raising off, as ``MALLOC_MMAP_THRESHOLD_`` does; elsewhere than glibc, nothing changes.
-    """
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

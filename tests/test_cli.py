@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import ctypes
 import gzip
 import hashlib
 import io
 import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -292,40 +290,3 @@ def test_gzipped_list_on_standard_input_scans_the_top_entries(
     surveyed = {name for _, name in ranked[:3]}
     assert set(results.mx["domain"]) <= surveyed
     assert results.meta["domain_list_format"] == "rank,domain CSV without a header, gzip"
-
-
-_MAPPED_AFTER_A_LARGE_FREE = '''
-import ctypes, os, sys
-class Info(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
-                "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-libc = ctypes.CDLL(None)
-libc.mallinfo2.restype = Info
-if sys.argv[1] == "steady":
-    from research.cli import steady_memory
-    steady_memory()
-large = bytearray(8 << 20)  # mapped; freeing it raises glibc's threshold unless fixed
-del large
-before = libc.mallinfo2().hblks
-block = bytearray(1 << 20)
-print(libc.mallinfo2().hblks - before, os.environ.get("ARROW_DEFAULT_MEMORY_POOL"))
-'''
-
-
-@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "mallinfo2"),
-                    reason="glibc ≥ 2.33 only: mallinfo2 tells mapped blocks apart")
-def test_the_command_keeps_the_heap_from_taking_large_blocks() -> None:
-    def mapped(mode: str, **env: str) -> str:
-        environ = {k: v for k, v in os.environ.items()
-                   if k not in ("MALLOC_MMAP_THRESHOLD_", "ARROW_DEFAULT_MEMORY_POOL")}
-        return subprocess.run([sys.executable, "-c", _MAPPED_AFTER_A_LARGE_FREE, mode],
-                              capture_output=True, text=True, check=True, timeout=60,
-                              env={**environ, **env}).stdout.strip()
-
-    # glibc's own way: after an 8 MiB block is freed, a 1 MiB block comes from the heap.
-    assert mapped("plain") == "0 None"
-    # The command's: it still gets a mapping of its own, given back whole when freed.
-    assert mapped("steady") == "1 system"
-    # A user's own choices stand.
-    assert mapped("steady", MALLOC_MMAP_THRESHOLD_=str(16 << 20),
-                  ARROW_DEFAULT_MEMORY_POOL="jemalloc") == "0 jemalloc"

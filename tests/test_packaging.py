@@ -244,7 +244,7 @@ def test_scenarios_list_and_notebooks_come_with_the_wheel(installed: Installed,
     assert listed.stdout.split() == list_scenarios()
     study = run([installed.bin / "python", "-c",
                  "from research.scan.inputs import read_domain_list as r; "
-                 "d = r('isc-2019-top100'); print(len(d.entries), d.source)"], cwd=tmp_path)
+                 "d = r('isc-2019-top100'); print(len(d), d.source)"], cwd=tmp_path)
     assert study.stdout == "100 isc-2019-top100\n", study.stderr
     copied = run([cli, "notebooks", "nb"], cwd=tmp_path)
     assert copied.returncode == 0, copied.stderr

@@ -10,15 +10,20 @@ from __future__ import annotations
 import csv
 import hashlib
 import itertools
+import json
+import os
 import sys
+import tempfile
+import weakref
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from research.errors import InputError, InvalidDomainError
 from research.policy.names import is_ip_address
 from research.scan._listfile import ListFile
+from research.store.diskmap import DiskMap
 from research.store.packaged import package_path
 
 MAX_NAME_LENGTH = 253
@@ -48,16 +53,23 @@ class DomainInput:
     error: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DomainList:
-    """The entries to survey and where they came from (``meta.json`` records it)."""
+    """The entries to survey and where they came from (``meta.json`` records it).
 
-    entries: list[DomainInput]
+    Iterating yields the :class:`DomainInput` entries in list order, normalised as they are
+    pulled; the entries themselves are not held: a list read from a file or a stream was
+    checked whole when read and set aside on disk (:class:`_Spool`), so a survey's memory does
+    not grow with its list. ``len()`` is the number of entries.
+    """
+
     source: str
     """A file path, a shipped list's name, ``<stdin>``, or ``arguments`` for names given on the
     command line."""
     sha256: str
     """See :func:`read_domain_list`; for arguments, of the names joined by newlines."""
+    count: int
+    """How many entries (rows) the list has."""
     top: int | None = None
     """The ``top`` the entries were limited to, if any."""
     list_id: str | None = None
@@ -65,6 +77,44 @@ class DomainList:
     format: str | None = None
     """How the file was read: its layout and compression (``rank,domain CSV without a
     header, zip member top-1m.csv``)."""
+    pairs: Iterable[tuple[str, int]] = field(default=(), repr=False)
+    """The ``(input, rank)`` pairs, re-readable: a :class:`_Spool` or a tuple."""
+
+    def __iter__(self) -> Iterator[DomainInput]:
+        return make_entries(self.pairs)
+
+    def __len__(self) -> int:
+        return self.count
+
+
+class _Spool:
+    """``(input, rank)`` pairs written to a private temporary file, read back on each
+    iteration (each iteration with its own handle); the file is deleted with this object or
+    when the process ends."""
+
+    def __init__(self) -> None:
+        fd, name = tempfile.mkstemp(prefix="starttls-survey-list-", suffix=".jsonl")
+        self._path = Path(name)
+        self._file = os.fdopen(fd, "w", encoding="utf-8")
+        self._cleanup = weakref.finalize(self, _remove, self._path)
+
+    def add(self, raw: str, rank: int) -> None:
+        # JSON, not a separator: a CSV cell may hold any character but a line ending.
+        self._file.write(json.dumps([rank, raw], ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        """Done writing (call before iterating)."""
+        self._file.close()
+
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        with self._path.open(encoding="utf-8") as f:
+            for line in f:
+                rank, raw = json.loads(line)
+                yield raw, rank
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
 
 
 def normalize_domain(name: str) -> str:
@@ -116,36 +166,32 @@ def _to_a_label(label: str, original: str) -> str:
     return ascii_label
 
 
-def make_entries(names: Iterable[tuple[str, int]]) -> list[DomainInput]:
-    """Normalise ``(input, rank)`` pairs; invalid or repeated names get an ``error``."""
-    entries = []
-    first_rank: dict[str, int] = {}
-    for raw, rank in names:
-        try:
-            domain = normalize_domain(raw)
-        except InvalidDomainError as exc:
-            entries.append(DomainInput(input=raw, rank=rank, domain=None, error=str(exc)))
-            continue
-        if domain in first_rank:
-            # One row per domain keeps the tables' join keys unique; the repeat stays visible.
-            error = f"duplicate of {domain} at rank {first_rank[domain]}"
-            entries.append(DomainInput(input=raw, rank=rank, domain=None, error=error))
-            continue
-        first_rank[domain] = rank
-        # Most names are given normalised: one string for both saves a list's worth of them.
-        entries.append(DomainInput(input=raw, rank=rank, domain=raw if domain == raw else domain))
-    return entries
+def make_entries(names: Iterable[tuple[str, int]]) -> Iterator[DomainInput]:
+    """Normalise ``(input, rank)`` pairs as they are pulled; invalid or repeated names get an
+    ``error``. The names met so far are kept on disk (:class:`DiskMap`), not in memory."""
+    with DiskMap[int](str) as first_rank:
+        for raw, rank in names:
+            try:
+                domain = normalize_domain(raw)
+            except InvalidDomainError as exc:
+                yield DomainInput(input=raw, rank=rank, domain=None, error=str(exc))
+                continue
+            if not first_rank.add(domain, rank):
+                # One row per domain keeps the tables' join keys unique; the repeat stays
+                # visible.
+                error = f"duplicate of {domain} at rank {first_rank[domain]}"
+                yield DomainInput(input=raw, rank=rank, domain=None, error=error)
+                continue
+            # Most names are given normalised: one string for both saves a copy of each.
+            yield DomainInput(input=raw, rank=rank, domain=raw if domain == raw else domain)
 
 
 def from_arguments(names: Iterable[str]) -> DomainList:
     """A domain list from names given directly (ranked in the order given)."""
-    names = list(names)
-    digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
-    return DomainList(
-        entries=make_entries((n, i) for i, n in enumerate(names, 1)),
-        source="arguments",
-        sha256=digest,
-    )
+    given = tuple(names)
+    digest = hashlib.sha256("\n".join(given).encode()).hexdigest()
+    return DomainList(source="arguments", sha256=digest, count=len(given),
+                      pairs=tuple((n, i) for i, n in enumerate(given, 1)))
 
 
 def read_domain_list(source: str | Path | IO[bytes], *, top: int | None = None,
@@ -181,18 +227,27 @@ def read_domain_list(source: str | Path | IO[bytes], *, top: int | None = None,
         source, shipped = _locate(Path(source))
     with ListFile(source, "domain list") as file:
         reader = _ListReader(file.lines(), file.name)
-        pairs = list(itertools.islice(reader, top))
-        if not pairs:
+        spool = _Spool()
+        taken = _EntriesDigest()
+        count = 0
+        try:
+            for raw, rank in itertools.islice(reader, top):
+                spool.add(raw, rank)
+                taken.add(raw, rank)
+                count += 1
+        finally:
+            spool.close()
+        if not count:
             raise InputError(f"{file.name}: no domains in file")
-        digest = entries_sha256(pairs) if top is not None else file.sha256()
         stored = f"zip member {file.member}" if file.member else file.compression
         return DomainList(
-            entries=make_entries(pairs),
             source=shipped or file.name,
-            sha256=digest,
+            sha256=taken.hexdigest() if top is not None else file.sha256(),
+            count=count,
             top=top,
             list_id=list_id,
             format=", ".join(p for p in (reader.layout, stored) if p),
+            pairs=spool,
         )
 
 
@@ -221,7 +276,25 @@ def _locate(path: Path) -> tuple[Path, str | None]:
 def entries_sha256(pairs: Iterable[tuple[str, int]]) -> str:
     """SHA-256 (hex) of ``(input, rank)`` entries: their ``RANK,INPUT`` lines joined by ``\\n``
     (UTF-8, no final newline), ``INPUT`` as read with surrounding whitespace stripped."""
-    return hashlib.sha256("\n".join(f"{rank},{raw}" for raw, rank in pairs).encode()).hexdigest()
+    digest = _EntriesDigest()
+    for raw, rank in pairs:
+        digest.add(raw, rank)
+    return digest.hexdigest()
+
+
+class _EntriesDigest:
+    """:func:`entries_sha256`, one entry at a time."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._separator = b""
+
+    def add(self, raw: str, rank: int) -> None:
+        self._digest.update(self._separator + f"{rank},{raw}".encode())
+        self._separator = b"\n"
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
 
 
 def _checked_list_id(list_id: str | None) -> str | None:

@@ -43,6 +43,7 @@ import dns.resolver
 from tqdm.auto import tqdm
 
 from research.errors import InputError
+from research.memory import give_back_memory
 from research.policy.names import provider_of
 from research.scan import dispatch, lookups
 from research.scan.address import (
@@ -130,7 +131,7 @@ def run_survey(
                            executor)) as run):
             writer.append(run.start_record(domain_list))
             try:
-                run.stream(domain_list.entries)
+                run.stream(domain_list)
                 if run.sslyze:
                     run.scan_with_sslyze()
             except KeyboardInterrupt:
@@ -148,8 +149,10 @@ def run_survey(
 
 
 def _write_tables(log_path: Path, out: Path) -> SurveyResults:
-    # The tables need pandas and pyarrow, which the stream does not: they load once the probes
-    # are done, not before the first one.
+    # What the stream freed goes back to the system before the tables' libraries and batches
+    # are laid on top of it. The tables need pandas and pyarrow, which the stream does not:
+    # they load once the probes are done, not before the first one.
+    give_back_memory()
     from research.store.tables import write_tables
 
     return write_tables(log_path, out)
@@ -346,7 +349,7 @@ class _Run:
             "resolver": describe_resolver(self.resolver),
             "domain_list": domain_list.source,
             "domain_list_sha256": domain_list.sha256,
-            "domain_list_entries": len(domain_list.entries),
+            "domain_list_entries": len(domain_list),
             "domain_list_top": domain_list.top,
             "domain_list_id": domain_list.list_id,
             "domain_list_format": domain_list.format,
@@ -383,7 +386,7 @@ class _Run:
 
     # -- the stream ---------------------------------------------------------------------------
 
-    def stream(self, entries: Sequence[DomainInput]) -> None:
+    def stream(self, entries: DomainList) -> None:
         """Survey ``entries``: every piece of work starts as soon as what it needs is known.
 
         A domain's MX answer starts its MX names' address lookups, its policy lookups and its
@@ -412,7 +415,8 @@ class _Run:
         todo = (e for e in entries if _entry_key(e) not in self.done.domains)
         self._bars = {stage: self._bar(0, stage.value) for stage in _Stage
                       if not (self.sslyze and stage is _Stage.PROBE)}
-        self._grow(_Stage.MX, sum(1 for e in entries if _entry_key(e) not in self.done.domains))
+        # The list is read once more as it is surveyed: the bar's total comes from its count.
+        self._grow(_Stage.MX, len(entries) - len(self.done.domains))
         more = True
         try:
             for record in self.done.domains.values():

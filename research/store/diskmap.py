@@ -80,9 +80,11 @@ class DiskMap(Generic[V]):
     def __contains__(self, key: Any) -> bool:
         return self._db.execute(self._get, self._key(key)).fetchone() is not None
 
-    def add(self, key: Key | str | int) -> bool:
-        """Set ``key`` (to None) if it is not set: as a set's add; True if it was new."""
-        cursor = self._db.execute(self._add, (*self._key(key), _NONE))
+    def add(self, key: Key | str | int, value: V | None = None) -> bool:
+        """Set ``key`` to ``value`` if it is not set, as a set's add (with a value); True if it
+        was new. One statement either way."""
+        stored = _NONE if value is None else pickle.dumps(value, protocol=5)
+        cursor = self._db.execute(self._add, (*self._key(key), stored))
         return cursor.rowcount == 1
 
     def __len__(self) -> int:

@@ -8,7 +8,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -44,41 +43,62 @@ def arrow_schema(name: str) -> pa.Schema:
     return schema
 
 
+ROW_GROUP_BYTES = 512 * 1024
+"""Arrow bytes of rows gathered before they are written as one Parquet row group. A Parquet
+writer keeps every row group's metadata in memory until it closes, about 1 kB a column: a row
+group per batch made that grow with the table (11 MB for 500 batches of 20 columns); what is
+gathered is held as well, so neither may be large."""
+
+
 class BatchWriter:
-    """Table ``name`` of the schema, written to ``path`` in batches of ``batch_rows`` rows (each
-    a Parquet row group) beside its final name; :meth:`close` publishes it, :meth:`discard`
-    drops it. As a context manager, an exception discards. Raises OSError if the directory
-    cannot be written.
+    """Table ``name`` of the schema, written to ``path`` beside its final name: rows are turned
+    into Arrow data ``batch_rows`` at a time, and written as a Parquet row group each time
+    :data:`ROW_GROUP_BYTES` of it have gathered; :meth:`close` publishes the file,
+    :meth:`discard` drops it. As a context manager, an exception discards. Raises OSError if the
+    directory cannot be written.
     """
 
-    def __init__(self, name: str, path: Path, batch_rows: int) -> None:
+    def __init__(self, name: str, path: Path, batch_rows: int,
+                 row_group_bytes: int = ROW_GROUP_BYTES) -> None:
         self.name = name
         self.path = path
         self.schema = arrow_schema(name)
         self.batch_rows = batch_rows
+        self.row_group_bytes = row_group_bytes
         self._tmp = temporary_beside(path)
         self._writer = pq.ParquetWriter(self._tmp, self.schema)
         self._rows: list[dict[str, Any]] = []
+        self._batches: list[pa.Table] = []
+        self._gathered = 0
         self.count = 0
-        """Rows written (or buffered) so far."""
+        """Rows written (or gathered) so far."""
 
     def add(self, row: dict[str, Any]) -> None:
         self._rows.append(row)
         self.count += 1
         if len(self._rows) >= self.batch_rows:
-            self.flush()
+            self._gather()
+            if self._gathered >= self.row_group_bytes:
+                self.flush()
+
+    def _gather(self) -> None:
+        if self._rows:
+            batch = pa.Table.from_pandas(make_table(self.name, self._rows), schema=self.schema,
+                                         preserve_index=False)
+            self._rows = []
+            self._batches.append(batch)
+            self._gathered += batch.nbytes
 
     def flush(self) -> None:
-        if self._rows:
-            self._write(make_table(self.name, self._rows))
-            self._rows = []
-
-    def _write(self, frame: pd.DataFrame) -> None:
-        self._writer.write_table(pa.Table.from_pandas(frame, schema=self.schema,
-                                                      preserve_index=False))
+        """Write what has gathered as one row group."""
+        self._gather()
+        if self._batches:
+            table = pa.concat_tables(self._batches)
+            self._batches, self._gathered = [], 0
+            self._writer.write_table(table, row_group_size=table.num_rows)
 
     def close(self) -> Path:
-        """Write what is buffered, close the file and move it into place."""
+        """Write what is gathered, close the file and move it into place."""
         self.flush()
         self._writer.close()
         publish(self._tmp, self.path)

@@ -6,7 +6,7 @@ every accepted suite and certificate, and the per-domain tables, one row or more
 the list. A survey instead streams them: one pass over ``raw.jsonl`` notes where the latest
 record of each domain, host, address probe, policy and TLSA lookup starts, in an index on disk
 (:mod:`research.store.diskmap`); a second pass reads them back in table order and writes each
-table to Parquet a batch of rows at a time. The files are the same tables (same columns,
+table to Parquet a bounded row group at a time. The files are the same tables (same columns,
 order and dtypes once loaded) as :func:`research.store.results.save_results` writes from
 :func:`build_tables`. :class:`StoredResults` then hands them out, read from disk on first use,
 so the survey's peak memory does not grow with the list or with how many hosts it scanned.
@@ -37,15 +37,18 @@ from research.store.results import (
 )
 from research.store.schema import TABLES
 
+DOMAIN_TABLES = ("domains", "mx", "mta_sts", "tlsrpt", "dane")
+"""The tables written from domain records, with each domain's policy and its MX names' TLSA
+records (:func:`_add_domain`)."""
 HOST_TABLES = ("hosts", "ciphers", "certificates")
-"""The tables streamed from host records; the others come from domain records (with each
-domain's policy and its MX hosts' TLSA records) and the address probes."""
+"""The tables streamed from host records; ``addresses`` comes from the address probes."""
+assert set(TABLES) == {*DOMAIN_TABLES, *HOST_TABLES, "addresses"}, "every table has its part"
 _HOST_LISTS = {"ciphers": "ciphers", "certificates": "certificates"}
 """Table → the list in each host record that holds its rows."""
 
 BATCH_ROWS = 500
-"""Rows per written batch (a Parquet row group): what the writer holds at most, per table."""
-
+"""Rows turned into Arrow data at a time, per table (gathered into row groups by size,
+:data:`research.store.parquet.ROW_GROUP_BYTES`)."""
 
 class _Index:
     """Where in the raw log the latest record of each domain, host, address probe, policy and
@@ -140,6 +143,8 @@ def _write_indexed(log_path: Path, out_dir: Path, index: _Index) -> StoredResult
         with _Reader(log_path) as reader:
             for _, at in index.domains.items():
                 _add_domain(reader.at(at), index, reader, writers, dns_status)
+            # Each part's tables are written out as it ends, not held while the next is read.
+            _flush(writers, DOMAIN_TABLES)
             for _, at in index.hosts.items():
                 record = reader.at(at)
                 # Without its suites and certificates a host row is small, so a batch of them is.
@@ -152,6 +157,7 @@ def _write_indexed(log_path: Path, out_dir: Path, index: _Index) -> StoredResult
                     for row in rows:
                         writers[name].add({"mx_host": record["mx_host"], "ip": record["ip"],
                                            **row})
+            _flush(writers, HOST_TABLES)
             for _, at in index.addresses.items():
                 record = reader.at(at)
                 writers["addresses"].add(record)
@@ -169,6 +175,11 @@ def _write_indexed(log_path: Path, out_dir: Path, index: _Index) -> StoredResult
     path = write_json(out_dir / META_NAME, meta)
     write_survey_package(out_dir, meta)
     return StoredResults(out_dir, json.loads(path.read_text(encoding="utf-8")))
+
+
+def _flush(writers: dict[str, BatchWriter], names: tuple[str, ...]) -> None:
+    for name in names:
+        writers[name].flush()
 
 
 def _add_domain(record: Record, index: _Index, reader: _Reader,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import bz2
+import gc
 import gzip
 import hashlib
 import io
 import lzma
 import re
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -107,10 +109,10 @@ def test_plain_list_ranks_by_line_and_skips_comments(tmp_path: Path) -> None:
     f = tmp_path / "list.txt"
     f.write_text("# popular\nGmail.com\n\nyahoo.com.\nnot a.domain\n")
     got = read_domain_list(f)
-    assert [(e.rank, e.domain) for e in got.entries] == [
+    assert [(e.rank, e.domain) for e in got] == [
         (1, "gmail.com"), (2, "yahoo.com"), (3, None)
     ]
-    assert got.entries[2].error and "invalid character" in got.entries[2].error
+    assert list(got)[2].error and "invalid character" in list(got)[2].error
     assert got.sha256 == hashlib.sha256(f.read_bytes()).hexdigest()
     assert got.source == str(f)
 
@@ -119,28 +121,34 @@ def test_csv_uses_its_rank_column(tmp_path: Path) -> None:
     f = tmp_path / "list.csv"
     f.write_text("rank,domain\n5,b.example\n2,a.example\n")
     got = read_domain_list(f)
-    assert [(e.rank, e.domain) for e in got.entries] == [(5, "b.example"), (2, "a.example")]
+    assert [(e.rank, e.domain) for e in got] == [(5, "b.example"), (2, "a.example")]
 
 
 def test_csv_without_rank_numbers_rows(tmp_path: Path) -> None:
     f = tmp_path / "list.csv"
     f.write_text("Domain,provider\na.example,x\nb.example,y\n")
-    assert [(e.rank, e.domain) for e in read_domain_list(f).entries] == [
+    assert [(e.rank, e.domain) for e in read_domain_list(f)] == [
         (1, "a.example"), (2, "b.example")
     ]
 
 
 def test_duplicates_are_kept_as_invalid_rows(tmp_path: Path) -> None:
     got = from_arguments(["a.example", "A.EXAMPLE.", "b.example"])
-    assert [e.domain for e in got.entries] == ["a.example", None, "b.example"]
-    assert got.entries[1].error == "duplicate of a.example at rank 1"
+    assert [e.domain for e in got] == ["a.example", None, "b.example"]
+    assert list(got)[1].error == "duplicate of a.example at rank 1"
+    # A repeat given the same rank as the first is a repeat all the same.
+    f = tmp_path / "ranked.csv"
+    f.write_text("rank,domain\n4,a.example\n4,a.example\n", encoding="utf-8")
+    assert [(e.domain, e.error) for e in read_domain_list(f)] == [
+        ("a.example", None), (None, "duplicate of a.example at rank 4")]
 
 
 def test_shipped_study_list_reads_as_100_valid_domains() -> None:
     got = read_domain_list(STUDY_LIST)
-    assert len(got.entries) == 100
-    assert all(e.domain for e in got.entries)
-    assert got.entries[0].domain == "gmail.com" and got.entries[0].rank == 1
+    assert len(got) == len(list(got)) == 100
+    assert all(e.domain for e in got)
+    first = next(iter(got))
+    assert (first.domain, first.rank) == ("gmail.com", 1)
 
 
 @pytest.mark.parametrize(
@@ -187,7 +195,7 @@ def test_shipped_list_is_read_by_name_and_recorded_by_name(
     # A file of that name is the user's and comes first.
     Path(STUDY_LIST).write_text("mine.example\n")
     mine = read_domain_list(STUDY_LIST)
-    assert [e.domain for e in mine.entries] == ["mine.example"]
+    assert [e.domain for e in mine] == ["mine.example"]
     assert mine.source == STUDY_LIST and mine.sha256 != by_name.sha256
 
 
@@ -211,9 +219,9 @@ def test_headerless_rank_domain_csv_keeps_its_ranks(tmp_path: Path) -> None:
     f = tmp_path / "top-1m.csv"
     f.write_text(RANKED, encoding="utf-8", newline="")
     got = read_domain_list(f)
-    assert [(e.rank, e.domain) for e in got.entries] == RANKED_ENTRIES
-    assert [e.input for e in got.entries][:2] == ["google.com", "Facebook.com"]
-    assert got.entries[4].error == "duplicate of google.com at rank 1"
+    assert [(e.rank, e.domain) for e in got] == RANKED_ENTRIES
+    assert [e.input for e in got][:2] == ["google.com", "Facebook.com"]
+    assert list(got)[4].error == "duplicate of google.com at rank 1"
     assert got.format == "rank,domain CSV without a header"
     assert got.sha256 == hashlib.sha256(f.read_bytes()).hexdigest()
     assert (got.top, got.list_id) == (None, None)
@@ -222,7 +230,7 @@ def test_headerless_rank_domain_csv_keeps_its_ranks(tmp_path: Path) -> None:
 def test_headerless_tab_separated_with_extra_columns(tmp_path: Path) -> None:
     f = tmp_path / "export.tsv"
     f.write_text("10\ta.example\tsome note\n20\tb.example\n", encoding="utf-8")
-    assert [(e.rank, e.domain) for e in read_domain_list(f).entries] == [
+    assert [(e.rank, e.domain) for e in read_domain_list(f)] == [
         (10, "a.example"), (20, "b.example")
     ]
 
@@ -241,7 +249,7 @@ def test_each_compression_reads_the_same_entries_by_content_not_name(
     f = tmp_path / "list.dat"  # the name says nothing: the first bytes do
     f.write_bytes(packed(RANKED.encode(), how))
     got = read_domain_list(f)
-    assert [(e.rank, e.domain) for e in got.entries] == RANKED_ENTRIES
+    assert [(e.rank, e.domain) for e in got] == RANKED_ENTRIES
     assert got.sha256 == hashlib.sha256(f.read_bytes()).hexdigest()  # the file as given
     stored = "zip member top-1m.csv" if how == "zip" else how
     assert got.format == f"rank,domain CSV without a header, {stored}"
@@ -252,7 +260,7 @@ def test_a_stream_that_cannot_seek_reads_like_a_file(how: str) -> None:
     data = packed(RANKED.encode(), how)
     pipe = Pipe(data)
     got = read_domain_list(pipe)
-    assert [(e.rank, e.domain) for e in got.entries] == RANKED_ENTRIES
+    assert [(e.rank, e.domain) for e in got] == RANKED_ENTRIES
     assert got.sha256 == hashlib.sha256(data).hexdigest()
     assert not pipe.closed  # the caller's stream stays the caller's
 
@@ -264,7 +272,7 @@ def test_zip_directories_and_macos_metadata_are_not_members(tmp_path: Path) -> N
         archive.writestr("__MACOSX/lists/._top-1m.csv", b"\x00\x05\x16\x07")
         archive.writestr("lists/top-1m.csv", RANKED.encode())
     got = read_domain_list(f)
-    assert [(e.rank, e.domain) for e in got.entries] == RANKED_ENTRIES
+    assert [(e.rank, e.domain) for e in got] == RANKED_ENTRIES
     assert got.format == "rank,domain CSV without a header, zip member lists/top-1m.csv"
 
 
@@ -275,14 +283,36 @@ def test_top_takes_the_first_entries_in_file_order_invalid_and_repeated_ones_too
     f.write_text("# header comment\na.example\n\nnot a.domain\nA.example\nb.example\n"
                  "c.example\n", encoding="utf-8")
     got = read_domain_list(f, top=4, list_id=" K2VWW ")
-    assert [(e.rank, e.domain) for e in got.entries] == [
+    assert [(e.rank, e.domain) for e in got] == [
         (1, "a.example"), (2, None), (3, None), (4, "b.example")
     ]
     assert (got.top, got.list_id, got.format) == (4, "K2VWW", "one domain a line")
     # The checksum of the entries taken, as data/README.md defines it.
     assert got.sha256 == hashlib.sha256(
         b"1,a.example\n2,not a.domain\n3,A.example\n4,b.example").hexdigest()
-    assert read_domain_list(f, top=100).entries == read_domain_list(f).entries
+    assert list(read_domain_list(f, top=100)) == list(read_domain_list(f))
+
+
+def test_the_entries_are_set_aside_on_disk_when_read_not_held(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spools = tmp_path / "tmp"
+    spools.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spools))
+    f = tmp_path / "list.csv"
+    f.write_text(RANKED, encoding="utf-8")
+    got = read_domain_list(f)
+    f.unlink()  # checked whole and set aside when read: the file is not read again
+    assert len(got) == 5
+    assert [(e.rank, e.domain) for e in got] == RANKED_ENTRIES
+    # Each iteration reads the entries anew, with its own place in them.
+    first, second = iter(got), iter(got)
+    assert (next(first).rank, next(first).rank, next(second).rank) == (1, 2, 1)
+    assert [e.rank for e in second] == [2, 3, 7, 9]
+    del first, second
+    assert len(list(spools.iterdir())) == 1
+    del got
+    gc.collect()
+    assert list(spools.iterdir()) == []  # the spool goes with the list
 
 
 def test_top_checksum_is_of_the_entries_whatever_the_compression(tmp_path: Path) -> None:
@@ -303,8 +333,8 @@ def test_top_of_a_million_lines_reads_only_what_it_needs(tmp_path: Path) -> None
     f = tmp_path / "million.csv"
     f.write_bytes(good + b"\xff\xfe not UTF-8\r\n" * (1_000_000 - n))
     got = read_domain_list(f, top=n)
-    assert len(got.entries) == n
-    assert (got.entries[-1].rank, got.entries[-1].domain) == (n, f"d{n}.example")
+    assert len(got) == len(list(got)) == n
+    assert (list(got)[-1].rank, list(got)[-1].domain) == (n, f"d{n}.example")
     with pytest.raises(InputError, match=f"line {n + 1} is not UTF-8"):
         read_domain_list(f)  # the whole list does read line 1,001
 
@@ -314,7 +344,7 @@ def test_top_of_a_compressed_million_lines_reads_a_block_of_it() -> None:
     data = gzip.compress(lines, compresslevel=1)
     pipe = Pipe(data)
     got = read_domain_list(pipe, top=1000)
-    assert [e.rank for e in got.entries] == list(range(1, 1001))
+    assert [e.rank for e in got] == list(range(1, 1001))
     assert len(data) > 2_000_000
     # 1,000 lines are 18 kB unpacked: what was read is the decompressor's look-ahead.
     assert pipe.bytes_read <= 2 * BLOCK_SIZE, pipe.bytes_read
@@ -323,7 +353,7 @@ def test_top_of_a_compressed_million_lines_reads_a_block_of_it() -> None:
 def test_line_endings_byte_order_mark_and_a_crlf_split_between_blocks(tmp_path: Path) -> None:
     f = tmp_path / "list.txt"
     f.write_bytes(b"\xef\xbb\xbfa.example\rb.example\r\nc.example\n")
-    assert [e.domain for e in read_domain_list(f).entries] == ["a.example", "b.example",
+    assert [e.domain for e in read_domain_list(f)] == ["a.example", "b.example",
                                                                 "c.example"]
     # A \r\n whose \r ends the first block is one line ending, not two: line numbers hold.
     padding = b"x" * (BLOCK_SIZE - len(b"rank,domain\r\n1,.example\r"))

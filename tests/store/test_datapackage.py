@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from support.packages import errors_of, frictionless
 from support.survey_builder import META, build, domain, frame, host, mx, sample
@@ -124,11 +125,29 @@ def test_csv_exports_read_back_as_the_tables(saved: Path) -> None:
         assert len(exported) == len(tables.table(table)), table
 
 
-def test_export_streams_every_row_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                        ) -> None:
-    with BatchWriter("mx", tmp_path / "mx.parquet", batch_rows=3) as writer:
+def _mx_rows(path: Path, **options: int) -> int:
+    """Ten ``mx`` rows written 3 at a time; how many row groups the file has."""
+    with BatchWriter("mx", path, batch_rows=3, **options) as writer:
         for i in range(10):
             writer.add(mx(f"d{i}.example", i, f"mx{i}.example"))
+    groups: int = pq.ParquetFile(path).metadata.num_row_groups
+    return groups
+
+
+def test_batches_gather_into_row_groups_by_size(tmp_path: Path) -> None:
+    path = tmp_path / "mx.parquet"
+    rows = [mx(f"d{i}.example", i, f"mx{i}.example") for i in range(10)]
+    # Ten short rows are far below the bound: one row group, however many batches.
+    assert _mx_rows(path) == 1
+    assert pd.read_parquet(path).to_dict("records") == rows
+    # A bound every batch passes: a row group per batch (3 + 3 + 3 + 1 rows).
+    assert _mx_rows(path, row_group_bytes=1) == 4
+    assert pd.read_parquet(path).to_dict("records") == rows
+
+
+def test_export_streams_every_row_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                        ) -> None:
+    assert _mx_rows(tmp_path / "mx.parquet", row_group_bytes=1) == 4
     monkeypatch.setattr(datapackage, "EXPORT_BATCH_ROWS", 4)
     datapackage.export_csv("mx", tmp_path / "mx.parquet", tmp_path / "mx.csv")
     lines = (tmp_path / "mx.csv").read_text(encoding="utf-8").splitlines()

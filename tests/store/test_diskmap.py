@@ -43,6 +43,14 @@ def test_a_single_column_key_may_be_given_bare() -> None:
         assert len(seen) == 2
 
 
+def test_add_with_a_value_keeps_the_first() -> None:
+    with DiskMap[int](str) as first_rank:
+        assert first_rank.add("a.example", 3) is True
+        assert first_rank.add("a.example", 3) is False  # the same value again is still a repeat
+        assert first_rank.add("a.example", 9) is False
+        assert first_rank["a.example"] == 3
+
+
 def test_values_are_copies() -> None:
     with DiskMap[dict[str, list[int]]](str, int) as m:
         record = {"ciphers": [1, 2]}
