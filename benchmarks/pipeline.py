@@ -1,11 +1,11 @@
 """Pipeline benchmark: the phased survey (before) and the streaming survey (after), side by side.
 
 Not part of the pass/fail tests (``make bench-pipeline``). For each list size, one testbed of
-the generated concentrated list (``research.testbed.generate.concentrated(N, N // 10)``: Zipf
-providers on shared pools, every host at ``--rtt-ms``) serves two surveys, one after the
-other, each in a fresh child process: first the code of ``--before`` (a git worktree of the
-commit before the stream, with its own ``.venv``), then this tree's. Both run ``--engine full``
-with ``--concurrency 20`` and the default politeness.
+the generated concentrated list (``research.testbed.generate.concentrated(N, N // 10)``, or
+``--addresses`` at every size: Zipf providers on shared pools, every host at ``--rtt-ms``)
+serves two surveys, one after the other, each in a fresh child process: first the code of
+``--before`` (a git worktree of the commit before the stream, with its own ``.venv``), then
+this tree's. Both run ``--engine full`` with ``--concurrency 20`` and the default politeness.
 
 Measured per run:
 
@@ -117,7 +117,7 @@ def size_part(args: argparse.Namespace, domains_n: int, work: Path) -> dict[str,
     from research.testbed import Testbed
     from research.testbed.generate import concentrated
 
-    addresses_n = max(1, domains_n // 10)
+    addresses_n = args.addresses or max(1, domains_n // 10)
     scenario = concentrated(domains_n, addresses_n, rtt_ms=args.rtt_ms)
     found: dict[str, Any] = {"domains": domains_n, "addresses": len(scenario.addresses()),
                              "rows": sum(len(h.addresses) for h in scenario.hosts),
@@ -187,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="a worktree of the commit to compare with, with its own .venv")
     parser.add_argument("--sizes", type=lambda t: [int(x) for x in t.split(",")],
                         default=[1000, 10000], help="list lengths (domains)")
+    parser.add_argument("--addresses", type=int, default=None,
+                        help="the generated list's addresses at every size (default: a tenth "
+                             "of its domains); a fixed count separates the list's length "
+                             "from the addresses it reaches")
     parser.add_argument("--rtt-ms", type=float, default=50.0)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=5.0)
@@ -197,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     args.before = args.before.resolve()
     found: dict[str, Any] = {
         "measured": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
-        "rtt_ms": args.rtt_ms, "concurrency": args.concurrency,
+        "rtt_ms": args.rtt_ms, "concurrency": args.concurrency, "addresses": args.addresses,
         "before_commit": _commit(args.before), "after_commit": _commit(ROOT), "sizes": []}
     with tempfile.TemporaryDirectory(prefix="starttls-pipeline-") as work:
         for domains_n in args.sizes:
