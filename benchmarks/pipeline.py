@@ -117,7 +117,7 @@ def size_part(args: argparse.Namespace, domains_n: int, work: Path) -> dict[str,
     from research.testbed import Testbed
     from research.testbed.generate import concentrated
 
-    addresses_n = args.addresses or max(1, domains_n // 10)
+    addresses_n = args.addresses if args.addresses is not None else max(1, domains_n // 10)
     scenario = concentrated(domains_n, addresses_n, rtt_ms=args.rtt_ms)
     found: dict[str, Any] = {"domains": domains_n, "addresses": len(scenario.addresses()),
                              "rows": sum(len(h.addresses) for h in scenario.hosts),
@@ -198,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="which runs (a re-measurement of one side only: after)")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args(argv)
+    if args.addresses is not None and args.addresses < 1:
+        parser.error("--addresses must be at least 1")
     args.before = args.before.resolve()
     found: dict[str, Any] = {
         "measured": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
